@@ -1,0 +1,141 @@
+// Kernel tier: real cgroups under the cgroup this test runs in.
+#include <fcntl.h>
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include "harness/kernel/cgroup.h"
+#include "harness/kernel/job.h"
+#include "harness/util/fs.h"
+#include "harness/util/unique_fd.h"
+
+namespace krepro::kernel {
+namespace {
+
+std::string self_memcg_or_skip() {
+  if (::geteuid() != 0) return {};
+  auto l = CgroupLayout::discover();
+  if (!l || !l->v1("memory")) return {};
+  auto d = l->self_dir_v1("memory");
+  return d ? *d : std::string();
+}
+
+TEST(CgroupKernel, CreateKmemJobAndRemove) {
+  std::string parent = self_memcg_or_skip();
+  if (parent.empty()) GTEST_SKIP() << "needs root and a cgroup v1 memory hierarchy";
+  std::string name = "krepro-test-" + std::to_string(::getpid());
+  auto cg = Cgroup::create(parent, name, CgroupVersion::kV1);
+  ASSERT_TRUE(cg) << cg.error().message();
+  KmemState st = cg->enable_kmem_like_runc();
+  if (st.file_present) {
+    EXPECT_TRUE(st.write_ok) << "errno " << st.err;
+  }
+
+  UniqueFd procs(::open((cg->path() + "/cgroup.procs").c_str(), O_WRONLY | O_CLOEXEC));
+  ASSERT_TRUE(procs.valid());
+  JobPlacement where;
+  where.cgroup_procs_fds.push_back(procs.get());
+  // The child reports whether it sees itself in the cgroup.
+  std::string want = "/" + name;
+  auto job = Job::fork_payload(where, [&] {
+    char buf[4096];
+    int fd = ::open("/proc/self/cgroup", O_RDONLY);
+    ssize_t n = fd >= 0 ? ::read(fd, buf, sizeof buf - 1) : -1;
+    if (n <= 0) return 2;
+    buf[n] = 0;
+    return std::string_view(buf).find(want + "\n") != std::string_view::npos ? 0 : 3;
+  });
+  ASSERT_TRUE(job);
+  auto code = job->wait();
+  ASSERT_TRUE(code);
+  EXPECT_EQ(*code, 0);
+
+  // A task inside makes rmdir fail with EBUSY (kernel/cgroup/cgroup.c
+  // cgroup_destroy_locked); that errno is reported, not hidden.
+  auto sleeper = Job::fork_payload(where, [] {
+    ::pause();
+    return 0;
+  });
+  ASSERT_TRUE(sleeper);
+  for (int i = 0; i < 100; ++i) {
+    auto p = cg->pids();
+    if (p && !p->empty()) break;
+    ::usleep(10000);
+  }
+  auto busy = cg->remove();
+  ASSERT_FALSE(busy);
+  EXPECT_EQ(busy.error().err(), EBUSY);
+  sleeper->kill_and_reap();
+  // The css of a killed task is released asynchronously.
+  Result<void> r = make_error(EBUSY, "not tried");
+  for (int i = 0; i < 200 && !r; ++i) {
+    r = cg->remove();
+    if (!r) ::usleep(5000);
+  }
+  EXPECT_TRUE(r) << r.error().message();
+  EXPECT_FALSE(fs::exists(parent + "/" + name));
+}
+
+TEST(CgroupKernel, RemoveTreeKillsOwnTasks) {
+  std::string parent = self_memcg_or_skip();
+  if (parent.empty()) GTEST_SKIP() << "needs root and a cgroup v1 memory hierarchy";
+  std::string top = "krepro-tree-" + std::to_string(::getpid());
+  auto a = Cgroup::create(parent, top, CgroupVersion::kV1);
+  ASSERT_TRUE(a);
+  auto b = Cgroup::create(a->path(), top + "-child", CgroupVersion::kV1);
+  ASSERT_TRUE(b);
+  UniqueFd procs(::open((b->path() + "/cgroup.procs").c_str(), O_WRONLY | O_CLOEXEC));
+  JobPlacement where;
+  where.cgroup_procs_fds.push_back(procs.get());
+  auto sleeper = Job::fork_payload(where, [] {
+    ::pause();
+    return 0;
+  });
+  ASSERT_TRUE(sleeper);
+  ::usleep(20000);
+  std::string a_path = a->release();
+  b->release();
+  auto res = remove_cgroup_tree(a_path, true);
+  EXPECT_EQ(res.removed, 2u);
+  EXPECT_TRUE(res.errors.empty()) << res.errors.front().message();
+  EXPECT_FALSE(fs::exists(a_path));
+  auto code = sleeper->wait();
+  ASSERT_TRUE(code);
+  EXPECT_EQ(*code, 128 + SIGKILL);
+}
+
+TEST(JobKernel, ExecCommandPlacedInCgroup) {
+  std::string parent = self_memcg_or_skip();
+  if (parent.empty()) GTEST_SKIP() << "needs root and a cgroup v1 memory hierarchy";
+  std::string name = "krepro-exec-" + std::to_string(::getpid());
+  auto cg = Cgroup::create(parent, name, CgroupVersion::kV1);
+  ASSERT_TRUE(cg);
+  UniqueFd procs(::open((cg->path() + "/cgroup.procs").c_str(), O_WRONLY | O_CLOEXEC));
+  JobPlacement where;
+  where.cgroup_procs_fds.push_back(procs.get());
+  auto job = Job::exec_command(where, {"/bin/sh", "-c", "grep -q '/" + name + "$' /proc/self/cgroup"});
+  ASSERT_TRUE(job) << job.error().message();
+  auto code = job->wait();
+  ASSERT_TRUE(code);
+  EXPECT_EQ(*code, 0);
+}
+
+TEST(JobKernel, MoveAssignmentKillsPreviousJob) {
+  JobPlacement none;
+  auto a = Job::fork_payload(none, [] {
+    ::pause();
+    return 0;
+  });
+  auto b = Job::fork_payload(none, [] { return 7; });
+  ASSERT_TRUE(a);
+  ASSERT_TRUE(b);
+  pid_t old = a->pid();
+  *a = std::move(*b);
+  // The old child was killed and reaped: its pid is gone.
+  EXPECT_EQ(::kill(old, 0), -1);
+  auto code = a->wait();
+  ASSERT_TRUE(code);
+  EXPECT_EQ(*code, 7);
+}
+
+}  // namespace
+}  // namespace krepro::kernel

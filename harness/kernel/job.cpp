@@ -1,0 +1,106 @@
+#include "harness/kernel/job.h"
+
+#include <sched.h>
+#include <signal.h>
+#include <sys/prctl.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <boost/process/child.hpp>
+#include <boost/process/extend.hpp>
+#include <boost/process/io.hpp>
+#include <cerrno>
+
+namespace krepro::kernel {
+
+namespace {
+
+// Runs in the child between fork and payload/exec: only syscalls.
+bool place_self(const JobPlacement& where, pid_t parent) {
+  // Die with the parent (kernel/exit.c forget_original_parent sends
+  // pdeath_signal); a parent that died before prctl is caught by getppid.
+  if (::prctl(PR_SET_PDEATHSIG, SIGKILL) != 0) return false;
+  if (::getppid() != parent) return false;
+  for (int fd : where.cgroup_procs_fds) {
+    if (::pwrite(fd, "0", 1, 0) != 1) return false;
+  }
+  if (where.netns_fd >= 0 && ::setns(where.netns_fd, CLONE_NEWNET) != 0) return false;
+  return true;
+}
+
+int status_to_code(int status) {
+  if (WIFEXITED(status)) return WEXITSTATUS(status);
+  if (WIFSIGNALED(status)) return 128 + WTERMSIG(status);
+  return -1;
+}
+
+}  // namespace
+
+Result<Job> Job::fork_payload(const JobPlacement& where, const std::function<int()>& fn) {
+  pid_t parent = ::getpid();
+  pid_t pid = ::fork();
+  if (pid < 0) return errno_error("fork");
+  if (pid == 0) {
+    if (!place_self(where, parent)) ::_exit(kPlacementFailed);
+    ::_exit(fn());
+  }
+  return Job(pid);
+}
+
+Result<Job> Job::exec_command(const JobPlacement& where, const std::vector<std::string>& argv) {
+  if (argv.empty()) return make_error(EINVAL, "exec job: empty command");
+  namespace bp = boost::process;
+  pid_t parent = ::getpid();
+  std::error_code ec;
+  bp::child c(
+      argv.front(), std::vector<std::string>(argv.begin() + 1, argv.end()), bp::std_in.close(),
+      bp::extend::on_exec_setup =
+          [&where, parent](auto&) {
+            if (!place_self(where, parent)) ::_exit(kPlacementFailed);
+          },
+      ec);
+  if (ec) return make_error(ec.value(), "exec " + argv.front());
+  pid_t pid = c.id();
+  // The Job owns reaping; boost's child must not kill or wait it.
+  c.detach();
+  return Job(pid);
+}
+
+Job::~Job() { kill_and_reap(); }
+
+Job::Job(Job&& o) noexcept : pid_(o.pid_) { o.pid_ = -1; }
+
+Job& Job::operator=(Job&& o) noexcept {
+  if (this != &o) {
+    kill_and_reap();
+    pid_ = o.pid_;
+    o.pid_ = -1;
+  }
+  return *this;
+}
+
+Result<int> Job::wait() {
+  if (pid_ < 0) return make_error(ECHILD, "wait: no job");
+  int status = 0;
+  for (;;) {
+    pid_t r = ::waitpid(pid_, &status, 0);
+    if (r == pid_) break;
+    if (r < 0 && errno == EINTR) continue;
+    int e = errno;
+    pid_ = -1;
+    return make_error(e, "waitpid");
+  }
+  pid_ = -1;
+  return status_to_code(status);
+}
+
+void Job::kill_and_reap() {
+  if (pid_ < 0) return;
+  ::kill(pid_, SIGKILL);
+  int status;
+  while (::waitpid(pid_, &status, 0) < 0 && errno == EINTR) {
+  }
+  pid_ = -1;
+}
+
+}  // namespace krepro::kernel

@@ -1,0 +1,59 @@
+// Job processes: a pod's container lifecycle in miniature. A short-lived
+// child is placed into cgroups and a network namespace before it runs its
+// payload, and dies with its parent.
+#pragma once
+
+#include <sys/types.h>
+
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "harness/util/result.h"
+#include "harness/util/unique_fd.h"
+
+namespace krepro::kernel {
+
+struct JobPlacement {
+  // cgroup.procs files to join, opened by the caller (the child writes "0"
+  // into each: kernel/cgroup/cgroup-v1.c __cgroup1_procs_write accepts 0 as
+  // "the writer itself").
+  std::vector<int> cgroup_procs_fds;
+  int netns_fd = -1;  // setns(CLONE_NEWNET) target, -1 to stay
+};
+
+// A running job. Move-only; the destructor kills (SIGKILL) and reaps a job
+// that is still running, so no child outlives its owner.
+class Job {
+ public:
+  Job() = default;
+  // Builtin payload: fork(2), place, run fn in the child, _exit with its
+  // return value. Boost.Process only launches executables (fork+exec); a
+  // builtin payload needs no exec, which triples the churn rate, so this
+  // path is written by hand. fn must be async-signal-safe in spirit: the
+  // parent is multi-threaded, so the child uses raw syscalls only.
+  static Result<Job> fork_payload(const JobPlacement& where, const std::function<int()>& fn);
+  // External command through Boost.Process, placed the same way in the
+  // child before exec (on_exec_setup).
+  static Result<Job> exec_command(const JobPlacement& where, const std::vector<std::string>& argv);
+
+  ~Job();
+  Job(const Job&) = delete;
+  Job& operator=(const Job&) = delete;
+  Job(Job&& o) noexcept;
+  Job& operator=(Job&& o) noexcept;
+
+  pid_t pid() const { return pid_; }
+  // Waits for exit; returns the exit status (128+signal when killed).
+  // Placement failures in the child exit with kPlacementFailed.
+  Result<int> wait();
+  void kill_and_reap();
+
+  static constexpr int kPlacementFailed = 121;
+
+ private:
+  explicit Job(pid_t pid) : pid_(pid) {}
+  pid_t pid_ = -1;
+};
+
+}  // namespace krepro::kernel
