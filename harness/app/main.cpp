@@ -1,0 +1,52 @@
+// krepro: reproduce and stress-test kernel bugs that hit Kubernetes nodes.
+#include <CLI/CLI.hpp>
+#include <cstdio>
+#include <iostream>
+
+#include "harness/app/commands.h"
+
+int main(int argc, char** argv) {
+  using namespace krepro::app;
+  CLI::App app{"krepro: reproduce and stress-test kernel bugs that hit Kubernetes nodes"};
+  app.require_subcommand(1);
+
+  RunArgs ra;
+  auto* run = app.add_subcommand("run", "run a scenario (default: the default scenario)");
+  run->add_option("scenario", ra.scenario, "scenario file or shipped name");
+  run->add_option("--set", ra.sets, "override key=value (ACTOR.param, PHASE.duration, option)")
+      ->allow_extra_args(false);
+  run->add_option("--duration", ra.duration, "cap the whole run (e.g. 90s)");
+  run->add_option("--out", ra.out, "run folder (default results/runs/<scenario>-<run-id>)");
+  run->add_option("--format", ra.formats, "json,ktap,junit,html,prom");
+  run->add_option("--seed", ra.seed, "random seed");
+  run->add_flag("--dry-run", ra.dry_run, "print the resolved plan, create nothing");
+  run->add_flag("--bisect", ra.bisect, "exit 0 good / 1 bad / 125 skip / 255 usage, for git bisect run");
+
+  auto* list = app.add_subcommand("list", "scenarios, actors, detectors, with one-line help");
+  bool check_json = false, cleanup_json = false, scan_json = false;
+  auto* check = app.add_subcommand("check", "what this host supports, and which scenarios can run");
+  check->add_flag("--json", check_json, "machine-readable");
+  auto* cleanup = app.add_subcommand("cleanup", "remove what dead krepro runs left behind");
+  cleanup->add_flag("--json", cleanup_json, "machine-readable");
+  std::string scan_path;
+  auto* scan = app.add_subcommand("scan", "classify kernel log text (dmesg, journal, console)");
+  scan->add_option("file", scan_path, "log file, or - for stdin")->required();
+  scan->add_flag("--json", scan_json, "machine-readable");
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    bool bisect = false;
+    for (int i = 1; i < argc; ++i)
+      if (std::string(argv[i]) == "--bisect") bisect = true;
+    int rc = app.exit(e);
+    if (rc == 0) return 0;
+    return bisect ? 255 : 2;
+  }
+  if (*run) return cmd_run(ra);
+  if (*list) return cmd_list();
+  if (*check) return cmd_check(check_json);
+  if (*cleanup) return cmd_cleanup(cleanup_json);
+  if (*scan) return cmd_scan(scan_path, scan_json);
+  return 2;
+}

@@ -1,0 +1,132 @@
+// Actors: the things a phase runs concurrently (churners, workloads), and
+// the run context they share.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "harness/engine/params.h"
+#include "harness/kernel/cgroup.h"
+#include "harness/util/histogram.h"
+#include "harness/util/result.h"
+
+namespace krepro::kernel {
+class NetNamespace;
+}
+
+namespace krepro::engine {
+
+class EventLog;
+class Journal;
+class Hub;
+
+// 0 running, 1 stop requested (first SIGINT/SIGTERM, deadline), 2 kill
+// workers now (second signal).
+struct StopState {
+  std::atomic<int> level{0};
+  bool stopping() const { return level.load(std::memory_order_relaxed) > 0; }
+  bool hard() const { return level.load(std::memory_order_relaxed) > 1; }
+};
+
+// Counters that the status line and the time series read while actors run.
+struct Progress {
+  std::atomic<uint64_t> created{0};
+  std::atomic<uint64_t> destroyed{0};
+  std::atomic<uint64_t> errors{0};
+  std::atomic<int64_t> alive{0};
+  std::atomic<int64_t> pending{0};  // dropped, not yet confirmed freed
+  std::atomic<int64_t> peak_alive{0};
+
+  void add_alive() {
+    int64_t now = alive.fetch_add(1, std::memory_order_relaxed) + 1;
+    int64_t peak = peak_alive.load(std::memory_order_relaxed);
+    while (now > peak && !peak_alive.compare_exchange_weak(peak, now, std::memory_order_relaxed)) {
+    }
+  }
+};
+
+struct ChurnCounts {
+  uint64_t created = 0;
+  uint64_t destroyed = 0;
+  std::map<std::string, uint64_t> errors;  // "op:ERRNO" -> count
+};
+
+// What actors hand in at the end of a phase; the runner turns it into
+// summary.json. Filled single-threaded after workers joined.
+struct RunStats {
+  std::map<std::string, ChurnCounts> churn;    // "cgroups", "netns", "veth"
+  std::map<std::string, Histogram> latency;    // "cgroups.mkdir", "netns.teardown", ...
+  nlohmann::json workload = nlohmann::json::object();
+  nlohmann::json leaks = nlohmann::json::object();
+  std::vector<nlohmann::json> findings;
+  std::vector<std::string> features_used;
+  std::map<std::string, int64_t> peak_alive;  // churn kind -> most alive at once
+
+  void add_error(const std::string& kind, const std::string& op, int err);
+  void merge_latency(const std::string& key, const Histogram& h);
+  void use_feature(const std::string& f);
+};
+
+struct RunContext {
+  std::string run_id;          // 8 hex digits
+  std::string prefix;          // "krepro-<run-id>"
+  std::string out_dir;         // the run folder
+  std::string scratch_dir;     // job and workload files
+  uint64_t seed = 0;
+  int64_t t0_ns = 0;           // CLOCK_MONOTONIC at run start
+  const Params* options = nullptr;
+  EventLog* events = nullptr;
+  Journal* journal = nullptr;
+  StopState* stop = nullptr;
+  kernel::CgroupLayout layout;
+  kernel::CgroupVersion cg_version = kernel::CgroupVersion::kV1;
+  // The run's own memory cgroup (krepro-<run-id>) per hierarchy, created on
+  // first use under the cgroup krepro runs in (or cgroup_parent).
+  Result<std::string> run_cgroup(kernel::CgroupVersion v);
+  // The run's hub namespace: plays the node's root namespace (bridge,
+  // host-side veth ends) so nothing is put into the host's network.
+  Result<Hub*> hub();
+  // The current phase ends at this time (the runner moves it earlier when
+  // a phase's bounded actors are all done).
+  std::atomic<int64_t> phase_deadline_ns{0};
+  bool phase_running() const;
+  std::atomic<uint64_t> seq{0};
+  std::mutex mu;
+  std::map<int, kernel::Cgroup> run_cgroups;  // by version
+  std::unique_ptr<Hub> hub_;
+  ~RunContext();
+};
+
+class Actor {
+ public:
+  virtual ~Actor() = default;
+  const std::string& name() const { return name_; }
+  // Creates long-lived objects before the phase starts. An error here is a
+  // harness failure (or a skip when the host lacks a feature).
+  virtual Result<void> prepare(RunContext& ctx) { return {}; }
+  // Runs until its count is reached, the phase deadline passes or a stop is
+  // requested; tears down what it created before returning.
+  virtual void run(RunContext& ctx, int64_t deadline_ns) = 0;
+  // Hands in counters, histograms and findings.
+  virtual void contribute(RunStats& stats) = 0;
+  // True when the actor has a count and reached it (a phase without a
+  // duration ends when all such actors are done).
+  virtual bool bounded() const { return false; }
+  const Progress& progress() const { return progress_; }
+  // The progress kind for the status line ("cgroups", "netns", "io").
+  virtual std::string kind() const = 0;
+
+ protected:
+  explicit Actor(std::string name) : name_(std::move(name)) {}
+  std::string name_;
+  Progress progress_;
+};
+
+}  // namespace krepro::engine

@@ -1,0 +1,59 @@
+// Pieces both churners share: pacing, per-worker stats, the job payload
+// parameters.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <map>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "harness/engine/params.h"
+#include "harness/util/clock.h"
+#include "harness/util/errno_name.h"
+#include "harness/util/histogram.h"
+#include "workloads/payload.h"
+
+namespace krepro::engine {
+
+// Per-worker, lock-free recording; merged after join.
+struct WorkerStats {
+  std::map<std::string, Histogram> lat;  // op -> histogram
+  std::map<std::string, uint64_t> errors;  // "op:ERRNO" -> count
+  uint64_t created = 0, destroyed = 0;
+
+  Histogram& h(const std::string& op) { return lat[op]; }
+  void error(const std::string& op, int err) { ++errors[op + ":" + errno_name(err)]; }
+};
+
+// Paces cycles at a rate (0: as fast as possible) shared by n workers.
+class Pacer {
+ public:
+  Pacer(double rate_per_s, int workers, int64_t start_ns)
+      : interval_ns_(rate_per_s > 0 ? static_cast<int64_t>(1e9 * workers / rate_per_s) : 0),
+        next_ns_(start_ns) {}
+  // Sleeps until the next slot (never past deadline).
+  void wait(int64_t deadline_ns) {
+    if (interval_ns_ == 0) return;
+    int64_t now = mono_ns();
+    if (next_ns_ > now) {
+      int64_t until = std::min(next_ns_, deadline_ns);
+      if (until > now) std::this_thread::sleep_for(std::chrono::nanoseconds(until - now));
+    }
+    next_ns_ = std::max(next_ns_ + interval_ns_, mono_ns() - interval_ns_);
+  }
+
+ private:
+  int64_t interval_ns_;
+  int64_t next_ns_;
+};
+
+// The job parameters both churners take, and their translation.
+std::vector<ParamSpec> payload_param_specs(const std::string& default_kind);
+workloads::PayloadSpec payload_from_params(const Params& p);
+
+// Common count/alive/rate/workers parameters.
+std::vector<ParamSpec> churn_param_specs(int64_t default_alive);
+
+}  // namespace krepro::engine

@@ -1,0 +1,334 @@
+// netns-churn: pod network namespaces with a veth pair into the run's hub
+// (optionally a bridge and addresses) and a job inside; destroyed by
+// dropping the namespace (the kernel tears the veth down in cleanup_net) or
+// by deleting the link first.
+#include <cstdio>
+#include <deque>
+#include <mutex>
+#include <thread>
+
+#include "harness/engine/actor.h"
+#include "harness/engine/churn_common.h"
+#include "harness/engine/hub.h"
+#include "harness/engine/registry.h"
+#include "harness/engine/scenario.h"
+#include "harness/engine/timeline.h"
+#include "harness/kernel/job.h"
+#include "harness/kernel/link.h"
+#include "harness/kernel/netns.h"
+
+namespace krepro::engine {
+
+namespace {
+
+class NetnsChurn final : public Actor {
+ public:
+  explicit NetnsChurn(const CompiledActor& c) : Actor(c.name), p_(c.params) {
+    count_ = static_cast<uint64_t>(p_.get_int("count"));
+    alive_ = p_.get_int("alive");
+    workers_ = static_cast<int>(p_.get_int("workers"));
+    veth_ = p_.get_bool("veth");
+    bridge_ = p_.get_bool("bridge") && veth_;
+    addresses_ = p_.get_bool("addresses") && veth_;
+    delete_link_ = p_.get_string("teardown") == "delete-link";
+    payload_ = payload_from_params(p_);
+  }
+
+  std::string kind() const override { return "netns"; }
+  bool bounded() const override { return count_ > 0; }
+
+  Result<void> prepare(RunContext& ctx) override {
+    link_deadline_ns_ = ctx.options->get_int("link_delete_deadline");
+    if (!veth_) return {};
+    auto hub = ctx.hub();
+    KREPRO_TRY_CTX(hub, "netns-churn " + name_);
+    hub_ = *hub;
+    if (bridge_) {
+      auto sock = kernel::NlSocket::connect_in(hub_->ns());
+      KREPRO_TRY_CTX(sock, "hub netlink");
+      std::string br = "krepro-br" + std::to_string(bridge_seq_.fetch_add(1));
+      auto idx = kernel::link_index(*sock, br);
+      if (idx) {
+        bridge_ifindex_ = *idx;
+      } else {
+        auto made = kernel::create_bridge(*sock, br);
+        KREPRO_TRY_CTX(made, "bridge in hub");
+        bridge_ifindex_ = *made;
+        KREPRO_TRY(kernel::set_link_up(*sock, br, true));
+        if (addresses_) KREPRO_TRY(kernel::add_address(*sock, bridge_ifindex_, "10.199.0.1/16"));
+      }
+    }
+    return {};
+  }
+
+  void run(RunContext& ctx, int64_t deadline_ns) override {
+    std::vector<std::thread> threads;
+    stats_.resize(workers_);
+    for (int w = 0; w < workers_; ++w)
+      threads.emplace_back([this, &ctx, deadline_ns, w] { worker(ctx, deadline_ns, w); });
+    for (auto& t : threads) t.join();
+  }
+
+  void contribute(RunStats& s) override {
+    auto& ns = s.churn["netns"];
+    auto& ve = s.churn["veth"];
+    for (auto& w : stats_) {
+      ns.created += w.created;
+      ns.destroyed += w.destroyed;
+      ve.created += veth_created_w(w);
+      ve.destroyed += veth_destroyed_w(w);
+      for (auto& [k, v] : w.errors) {
+        bool is_veth = k.rfind("veth", 0) == 0;
+        (is_veth ? ve : ns).errors[k] += v;
+      }
+      for (auto& [op, h] : w.lat) {
+        bool is_veth = op.rfind("veth_", 0) == 0;
+        s.merge_latency(is_veth ? "veth." + op.substr(5) : "netns." + op, h);
+      }
+    }
+    std::lock_guard<std::mutex> lk(teardown_mu_);
+    s.merge_latency("netns.teardown", teardown_);
+    // Dropped namespaces whose hub-side veth the kernel deleted.
+    ve.destroyed += teardown_.count();
+    s.use_feature("netns");
+    if (veth_) s.use_feature("veth");
+    if (slow_deletes_ > 0) {
+      s.findings.push_back({{"id", "slow-link-delete"},
+                            {"detector", "netns-teardown"},
+                            {"bug", "netdev-refcount-leak"},
+                            {"verdict", "suspect"},
+                            {"evidence",
+                             {{"deletes_over_deadline", slow_deletes_},
+                              {"deadline_ms", link_deadline_ns_ / 1'000'000}}}});
+    }
+  }
+
+ private:
+  struct Pod {
+    kernel::NetNamespace ns;
+    kernel::VethPair veth;
+    kernel::Job job;
+  };
+  static uint64_t veth_created_w(const WorkerStats& w) {
+    auto it = w.lat.find("veth_create");
+    return it == w.lat.end() ? 0 : it->second.count();
+  }
+  uint64_t veth_destroyed_w(const WorkerStats& w) const {
+    // Explicit deletes are counted per worker; teardown-freed ones once.
+    auto it = w.lat.find("veth_delete");
+    return it == w.lat.end() ? 0 : it->second.count();
+  }
+
+  bool want_more() {
+    if (count_ == 0) return true;
+    uint64_t n = issued_.fetch_add(1);
+    if (n < count_) return true;
+    issued_.fetch_sub(1);
+    return false;
+  }
+
+  void note_error(RunContext& ctx, WorkerStats& st, const std::string& op, const Error& e) {
+    st.error(op, e.err());
+    uint64_t n = progress_.errors.fetch_add(1, std::memory_order_relaxed);
+    if (n < 20 || n % 1000 == 0) {
+      ctx.events->emit("churn_error", {{"actor", name_},
+                                       {"kind", "netns"},
+                                       {"op", op},
+                                       {"errno", errno_name(e.err())},
+                                       {"message", e.message()},
+                                       {"nth", n + 1}});
+    }
+  }
+
+  bool create_one(RunContext& ctx, WorkerStats& st, kernel::NlSocket* hub_sock,
+                  kernel::NetnsFactory& factory, std::deque<Pod>& pods, uint64_t seq) {
+    Pod pod;
+    int64_t t0 = mono_ns();
+    auto ns = factory.create();
+    int64_t t1 = mono_ns();
+    if (!ns) {
+      note_error(ctx, st, "create", ns.error());
+      return false;
+    }
+    st.h("create").record(t1 - t0);
+    pod.ns = std::move(*ns);
+    ++st.created;
+    progress_.created.fetch_add(1, std::memory_order_relaxed);
+    if (veth_ && hub_sock) {
+      // Hub-side names must fit IFNAMSIZ (15): they live only in the run's
+      // own hub namespace, so the run id is not needed to tell them apart.
+      char name[16];
+      std::snprintf(name, sizeof name, "krv%x", static_cast<unsigned>(seq & 0xfffffff));
+      auto v = kernel::VethPair::create(*hub_sock, name, "eth0", pod.ns);
+      int64_t t2 = mono_ns();
+      if (!v) {
+        note_error(ctx, st, "veth_create", v.error());
+      } else {
+        st.h("veth_create").record(t2 - t1);
+        pod.veth = std::move(*v);
+        if (bridge_ifindex_ > 0) {
+          auto r = kernel::enslave(*hub_sock, pod.veth.ifindex(), bridge_ifindex_);
+          if (!r) note_error(ctx, st, "veth_enslave", r.error());
+        }
+        if (bridge_ || addresses_) {
+          auto r = kernel::set_link_up(*hub_sock, pod.veth.name(), true);
+          if (!r) note_error(ctx, st, "veth_up", r.error());
+        }
+        if (addresses_) configure_pod(ctx, st, pod, seq);
+      }
+    }
+    kernel::JobPlacement where;
+    where.netns_fd = pod.ns.fd();
+    const workloads::PayloadSpec& spec = payload_;
+    int64_t t3 = mono_ns();
+    auto job = kernel::Job::fork_payload(where, [&spec] { return workloads::run_payload(spec, ""); });
+    st.h("job_start").record(mono_ns() - t3);
+    if (!job) note_error(ctx, st, "fork", job.error());
+    else pod.job = std::move(*job);
+    progress_.add_alive();
+    pods.push_back(std::move(pod));
+    return true;
+  }
+
+  // eth0 up with an address in the pod, from inside the pod's namespace.
+  void configure_pod(RunContext& ctx, WorkerStats& st, Pod& pod, uint64_t seq) {
+    int64_t t0 = mono_ns();
+    auto r = kernel::run_in_netns(pod.ns, [&] {
+      auto sock = kernel::NlSocket::connect();
+      if (!sock) {
+        note_error(ctx, st, "veth_addr", sock.error());
+        return;
+      }
+      auto idx = kernel::link_index(*sock, "eth0");
+      if (!idx) {
+        note_error(ctx, st, "veth_addr", idx.error());
+        return;
+      }
+      unsigned host = static_cast<unsigned>(seq % 65000) + 2;
+      std::string cidr = "10.199." + std::to_string(host / 256) + "." + std::to_string(host % 256) + "/16";
+      auto a = kernel::add_address(*sock, *idx, cidr);
+      if (!a) note_error(ctx, st, "veth_addr", a.error());
+      auto u = kernel::set_link_up(*sock, "eth0", true);
+      if (!u) note_error(ctx, st, "veth_up", u.error());
+    });
+    if (!r) note_error(ctx, st, "veth_addr", r.error());
+    st.h("veth_configure").record(mono_ns() - t0);
+  }
+
+  void destroy_one(RunContext& ctx, WorkerStats& st, kernel::NlSocket* hub_sock, Pod& pod) {
+    if (pod.job.pid() > 0) {
+      if (ctx.stop->hard()) pod.job.kill_and_reap();
+      int64_t t0 = mono_ns();
+      auto code = pod.job.wait();
+      st.h("job_wait").record(mono_ns() - t0);
+      if (code && *code != 0) ++st.errors["job:exit" + std::to_string(*code)];
+    }
+    if (pod.veth.valid() && delete_link_ && hub_sock) {
+      int64_t t0 = mono_ns();
+      auto r = pod.veth.destroy();
+      int64_t d = mono_ns() - t0;
+      if (!r) note_error(ctx, st, "veth_delete", r.error());
+      else st.h("veth_delete").record(d);
+      // net/pmtu.sh treats a delete slower than a second as a sign of a
+      // leaked reference (the cleanup_ipv4_exception test).
+      if (d > link_deadline_ns_) {
+        std::lock_guard<std::mutex> lk(teardown_mu_);
+        if (slow_deletes_++ < 20)
+          ctx.events->emit("slow_link_delete", {{"actor", name_}, {"ms", d / 1e6}, {"link", pod.veth.name()}});
+      }
+    }
+    if (pod.veth.valid() && hub_) {
+      // Teardown by dropping the namespace: watch the hub-side end.
+      int ifindex = pod.veth.ifindex();
+      pod.veth.release();
+      progress_.pending.fetch_add(1, std::memory_order_relaxed);
+      hub_->watch(ifindex, mono_ns(), [this](int64_t lag) {
+        progress_.pending.fetch_sub(1, std::memory_order_relaxed);
+        std::lock_guard<std::mutex> lk(teardown_mu_);
+        teardown_.record(static_cast<uint64_t>(std::max<int64_t>(lag, 0)));
+      });
+    }
+    int64_t t1 = mono_ns();
+    pod.ns.reset();  // last fd: the kernel queues the namespace for cleanup_net
+    st.h("drop").record(mono_ns() - t1);
+    ++st.destroyed;
+    progress_.destroyed.fetch_add(1, std::memory_order_relaxed);
+    progress_.alive.fetch_sub(1, std::memory_order_relaxed);
+  }
+
+  void worker(RunContext& ctx, int64_t deadline_ns, int w) {
+    WorkerStats& st = stats_[w];
+    auto factory = kernel::NetnsFactory::start();
+    if (!factory) {
+      note_error(ctx, st, "create", factory.error());
+      return;
+    }
+    std::optional<kernel::NlSocket> hub_sock;
+    if (hub_) {
+      auto s = kernel::NlSocket::connect_in(hub_->ns());
+      if (!s) {
+        note_error(ctx, st, "veth_create", s.error());
+        return;
+      }
+      hub_sock = std::move(*s);
+    }
+    kernel::NlSocket* hs = hub_sock ? &*hub_sock : nullptr;
+    std::deque<Pod> pods;
+    int64_t target = std::max<int64_t>(1, alive_ / workers_ + (w < alive_ % workers_ ? 1 : 0));
+    Pacer pacer(p_.get_double("rate"), workers_, mono_ns());
+    while (ctx.phase_running()) {
+      if (static_cast<int64_t>(pods.size()) >= target) {
+        destroy_one(ctx, st, hs, pods.front());
+        pods.pop_front();
+        continue;
+      }
+      if (!want_more()) break;
+      pacer.wait(ctx.phase_deadline_ns.load());
+      if (!create_one(ctx, st, hs, *factory, pods, seq_.fetch_add(1)))
+        std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    }
+    while (!pods.empty()) {
+      destroy_one(ctx, st, hs, pods.front());
+      pods.pop_front();
+    }
+  }
+
+  Params p_;
+  uint64_t count_ = 0;
+  int64_t alive_ = 0;
+  int workers_ = 1;
+  bool veth_ = true, bridge_ = false, addresses_ = false, delete_link_ = false;
+  workloads::PayloadSpec payload_;
+  Hub* hub_ = nullptr;
+  int bridge_ifindex_ = 0;
+  int64_t link_deadline_ns_ = 1'000'000'000;
+  std::atomic<uint64_t> issued_{0}, seq_{0};
+  static inline std::atomic<int> bridge_seq_{0};
+  std::mutex teardown_mu_;
+  Histogram teardown_;
+  uint64_t slow_deletes_ = 0;
+  std::vector<WorkerStats> stats_;
+};
+
+}  // namespace
+
+ActorType netns_churn_type() {
+  ActorType t;
+  t.name = "netns-churn";
+  t.help = "create pod network namespaces with a veth pair into the hub and a job; destroy them";
+  t.params = churn_param_specs(50);
+  auto pay = payload_param_specs("sockets");
+  t.params.insert(t.params.end(), pay.begin(), pay.end());
+  t.params.push_back({"veth", ParamType::kBool, "true", 0, 0, "a veth pair per namespace"});
+  t.params.push_back({"bridge", ParamType::kBool, "false", 0, 0, "enslave hub-side ends to a bridge"});
+  t.params.push_back({"addresses", ParamType::kBool, "false", 0, 0, "IPv4 address on eth0 in each pod"});
+  t.params.push_back({"teardown", ParamType::kEnum, "drop-ns", 0, 0,
+                      "drop-ns: close the namespace (kernel deletes the veth); delete-link: "
+                      "delete the veth first",
+                      {"drop-ns", "delete-link"}});
+  t.requires_features = {"root", "netns"};
+  t.make = [](const CompiledActor& c) { return std::make_unique<NetnsChurn>(c); };
+  return t;
+}
+
+}  // namespace krepro::engine
