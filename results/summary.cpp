@@ -10,7 +10,8 @@ namespace krepro::results {
 
 Result<void> write_summary(const std::string& dir, const nlohmann::json& s) {
   std::string tmp = dir + "/summary.json.tmp";
-  KREPRO_TRY(fs::write_file(tmp, s.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) + "\n", true));
+  KREPRO_TRY(fs::write_file(
+      tmp, s.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) + "\n", true));
   if (std::rename(tmp.c_str(), (dir + "/summary.json").c_str()) != 0)
     return errno_error("rename " + tmp);
   return {};
@@ -24,7 +25,8 @@ std::optional<std::string> check_summary_shape(const nlohmann::json& s) {
   if (s["schema"] != "krepro.summary/1") return std::string("schema");
   for (const char* k : {"kernel_release", "cgroup_mode", "features_used"})
     if (!s["host"].contains(k)) return std::string("host.") + k;
-  static const char* kVerdicts[] = {"reproduced", "not_reproduced", "inconclusive", "skipped", "error"};
+  static const char* kVerdicts[] = {"reproduced", "not_reproduced", "inconclusive", "skipped",
+                                    "error"};
   bool ok = false;
   for (const char* v : kVerdicts) ok |= s["verdict"] == v;
   if (!ok) return std::string("verdict");
@@ -41,9 +43,9 @@ std::string ms(const nlohmann::json& lat, const char* pct) {
 }  // namespace
 
 void print_human_summary(std::ostream& os, const nlohmann::json& s, const std::string& dir) {
-  os << fmt::format("krepro: {} on {} — verdict: {} ({:.1f} s)\n",
-                    s["scenario"].value("name", "?"), s["host"].value("kernel_release", "?"),
-                    s.value("verdict", "?"), s.value("duration_s", 0.0));
+  os << fmt::format("krepro: {} on {} — verdict: {} ({:.1f} s)\n", s["scenario"].value("name", "?"),
+                    s["host"].value("kernel_release", "?"), s.value("verdict", "?"),
+                    s.value("duration_s", 0.0));
   if (s.contains("reason")) os << "  reason: " << s["reason"].get<std::string>() << "\n";
   for (const auto& [kind, c] : s["churn"].items()) {
     os << fmt::format("  {:<8} created {:>7}  destroyed {:>7}  failed {:>5}  ({:.0f}/s)\n", kind,

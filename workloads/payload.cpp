@@ -32,11 +32,16 @@ bool parse_payload_kind(const std::string& s, PayloadKind* out) {
 
 const char* payload_kind_name(PayloadKind k) {
   switch (k) {
-    case PayloadKind::kNone: return "none";
-    case PayloadKind::kWrite: return "write";
-    case PayloadKind::kFiles: return "files";
-    case PayloadKind::kSockets: return "sockets";
-    case PayloadKind::kSleep: return "sleep";
+    case PayloadKind::kNone:
+      return "none";
+    case PayloadKind::kWrite:
+      return "write";
+    case PayloadKind::kFiles:
+      return "files";
+    case PayloadKind::kSockets:
+      return "sockets";
+    case PayloadKind::kSleep:
+      return "sleep";
   }
   return "?";
 }
@@ -105,15 +110,20 @@ int run_payload(const PayloadSpec& spec, const char* path_prefix) {
   char path[512];
   switch (spec.kind) {
     case PayloadKind::kNone:
-    case PayloadKind::kSleep: break;
-    case PayloadKind::kWrite: rc = write_file(path_prefix, spec.size_kib, spec.fsync); break;
+    case PayloadKind::kSleep:
+      break;
+    case PayloadKind::kWrite:
+      rc = write_file(path_prefix, spec.size_kib, spec.fsync);
+      break;
     case PayloadKind::kFiles:
       for (uint32_t i = 0; i < spec.files && rc == 0; ++i) {
         numbered(path, sizeof path, path_prefix, i);
         rc = write_file(path, 0, false);
       }
       break;
-    case PayloadKind::kSockets: rc = open_sockets(spec.sockets); break;
+    case PayloadKind::kSockets:
+      rc = open_sockets(spec.sockets);
+      break;
   }
   if (rc == 0 && spec.hold_ms) sleep_ms(spec.hold_ms);
   return rc;
@@ -121,13 +131,16 @@ int run_payload(const PayloadSpec& spec, const char* path_prefix) {
 
 void remove_payload_files(const PayloadSpec& spec, const std::string& path_prefix) {
   switch (spec.kind) {
-    case PayloadKind::kWrite: ::unlink(path_prefix.c_str()); break;
+    case PayloadKind::kWrite:
+      ::unlink(path_prefix.c_str());
+      break;
     case PayloadKind::kFiles:
       for (uint32_t i = 0; i < spec.files; ++i) {
         ::unlink((path_prefix + "." + std::to_string(i)).c_str());
       }
       break;
-    default: break;
+    default:
+      break;
   }
 }
 

@@ -170,7 +170,9 @@ TEST_F(Cli, MalformedScenariosExit2AndCreateNothing) {
   std::vector<std::pair<std::string, std::string>> bad = {
       {"empty.yaml", ""},
       {"syntax.yaml", "phases: [\n"},
-      {"unknown.yaml", "phases:\n  - name: a\n    duration: 1s\n    actors:\n      - type: cgroup-churn\n        bogus: 1\n"},
+      {"unknown.yaml",
+       "phases:\n  - name: a\n    duration: 1s\n    actors:\n      - type: cgroup-churn\n        "
+       "bogus: 1\n"},
       {"deep.yaml", "phases: " + std::string(100000, '[') + std::string(100000, ']') + "\n"},
   };
   for (const auto& [name, text] : bad) {
@@ -184,7 +186,7 @@ TEST_F(Cli, MalformedScenariosExit2AndCreateNothing) {
     EXPECT_FALSE(fs::exists(out)) << name;
     EXPECT_FALSE(fs::exists(journal_) && !fs::list_dir(journal_)->empty()) << name;
   }
-  EXPECT_EQ(run_wait({"run", root_}), 2);      // a directory
+  EXPECT_EQ(run_wait({"run", root_}), 2);  // a directory
   EXPECT_EQ(run_wait({"run", "no-such-scenario"}), 2);
   EXPECT_EQ(run_wait({"run", "--bisect", "no-such-scenario"}), 255);
 }

@@ -168,8 +168,9 @@ int cmd_run(const RunArgs& a) {
     return 0;
   }
   if (sc->global_limits() && !sc->options.get_bool("allow_host")) {
-    return usage_error(sc->name + " pushes kernel-global limits (memcg IDs, dying cgroups) and "
-                                  "is meant for a VM: run it with `krepro vm --kernel IMAGE -- run " +
+    return usage_error(sc->name +
+                           " pushes kernel-global limits (memcg IDs, dying cgroups) and "
+                           "is meant for a VM: run it with `krepro vm --kernel IMAGE -- run " +
                            sc->name + "`, or pass --set allow_host=true to run it here anyway",
                        a.bisect);
   }
@@ -181,8 +182,9 @@ int cmd_run(const RunArgs& a) {
   engine::RunOptions ro;
   ro.seed = a.seed;
   char id[16];
-  std::snprintf(id, sizeof id, "%08x",
-                static_cast<unsigned>((realtime_ns() / 1000) ^ (static_cast<uint64_t>(::getpid()) << 20)));
+  std::snprintf(
+      id, sizeof id, "%08x",
+      static_cast<unsigned>((realtime_ns() / 1000) ^ (static_cast<uint64_t>(::getpid()) << 20)));
   ro.run_id = id;
   ro.out_dir = a.out.empty() ? "results/runs/" + sc->name + "-" + ro.run_id : a.out;
   ro.status_line = ::isatty(2);
@@ -265,7 +267,8 @@ int cmd_check(bool json) {
       bool vm_only = sc->global_limits();
       std::string reason;
       for (const auto& m : missing) reason += (reason.empty() ? "" : "; ") + m;
-      if (vm_only) reason = "VM only (pushes kernel-global limits)" + (reason.empty() ? "" : "; " + reason);
+      if (vm_only)
+        reason = "VM only (pushes kernel-global limits)" + (reason.empty() ? "" : "; " + reason);
       j["scenarios"][name] = {{"runnable", missing.empty() && !vm_only}, {"reason", reason}};
     }
   }
@@ -289,16 +292,20 @@ int cmd_cleanup(bool json) {
   if (const char* j = std::getenv("KREPRO_JOURNAL_DIR")) dir = j;
   auto rep = engine::cleanup_dead_runs(dir);
   if (json) {
-    nlohmann::json j = {{"runs_cleaned", rep.runs_cleaned}, {"runs_live", rep.runs_live},
-                        {"cgroups_removed", rep.cgroups_removed}, {"scratch_removed", rep.scratch_removed},
-                        {"sysctls_restored", rep.sysctls_restored}, {"errors", rep.errors},
+    nlohmann::json j = {{"runs_cleaned", rep.runs_cleaned},
+                        {"runs_live", rep.runs_live},
+                        {"cgroups_removed", rep.cgroups_removed},
+                        {"scratch_removed", rep.scratch_removed},
+                        {"sysctls_restored", rep.sysctls_restored},
+                        {"errors", rep.errors},
                         {"skipped", rep.skipped}};
     std::cout << j.dump(2) << "\n";
   } else {
-    std::cout << fmt::format("cleanup: {} dead run(s) cleaned, {} live run(s) left alone; "
-                             "{} cgroups, {} scratch folders removed, {} sysctls restored\n",
-                             rep.runs_cleaned.size(), rep.runs_live.size(), rep.cgroups_removed,
-                             rep.scratch_removed, rep.sysctls_restored);
+    std::cout << fmt::format(
+        "cleanup: {} dead run(s) cleaned, {} live run(s) left alone; "
+        "{} cgroups, {} scratch folders removed, {} sysctls restored\n",
+        rep.runs_cleaned.size(), rep.runs_live.size(), rep.cgroups_removed, rep.scratch_removed,
+        rep.sysctls_restored);
     for (const auto& e : rep.errors) std::cout << "  error: " << e << "\n";
     for (const auto& s : rep.skipped) std::cout << "  skipped (no krepro- prefix): " << s << "\n";
   }

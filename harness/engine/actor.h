@@ -61,8 +61,8 @@ struct ChurnCounts {
 // What actors hand in at the end of a phase; the runner turns it into
 // summary.json. Filled single-threaded after workers joined.
 struct RunStats {
-  std::map<std::string, ChurnCounts> churn;    // "cgroups", "netns", "veth"
-  std::map<std::string, Histogram> latency;    // "cgroups.mkdir", "netns.teardown", ...
+  std::map<std::string, ChurnCounts> churn;  // "cgroups", "netns", "veth"
+  std::map<std::string, Histogram> latency;  // "cgroups.mkdir", "netns.teardown", ...
   nlohmann::json workload = nlohmann::json::object();
   nlohmann::json leaks = nlohmann::json::object();
   std::vector<nlohmann::json> findings;
@@ -75,12 +75,12 @@ struct RunStats {
 };
 
 struct RunContext {
-  std::string run_id;          // 8 hex digits
-  std::string prefix;          // "krepro-<run-id>"
-  std::string out_dir;         // the run folder
-  std::string scratch_dir;     // job and workload files
+  std::string run_id;       // 8 hex digits
+  std::string prefix;       // "krepro-<run-id>"
+  std::string out_dir;      // the run folder
+  std::string scratch_dir;  // job and workload files
   uint64_t seed = 0;
-  int64_t t0_ns = 0;           // CLOCK_MONOTONIC at run start
+  int64_t t0_ns = 0;  // CLOCK_MONOTONIC at run start
   const Params* options = nullptr;
   EventLog* events = nullptr;
   Journal* journal = nullptr;

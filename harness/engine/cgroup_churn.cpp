@@ -121,7 +121,8 @@ class CgroupChurn final : public Actor {
     const char* path = e.files.c_str();
     const workloads::PayloadSpec& spec = payload_;
     int64_t t2 = mono_ns();
-    auto job = kernel::Job::fork_payload(where, [&spec, path] { return workloads::run_payload(spec, path); });
+    auto job = kernel::Job::fork_payload(
+        where, [&spec, path] { return workloads::run_payload(spec, path); });
     st.h("job_start").record(mono_ns() - t2);
     if (!job) {
       note_error(ctx, st, "fork", job.error());
@@ -235,8 +236,9 @@ ActorType cgroup_churn_type() {
   t.params.insert(t.params.end(), pay.begin(), pay.end());
   t.params.push_back({"kmem", ParamType::kBool, "true", 0, 0,
                       "enable kmem accounting like runc (memory.kmem.limit_in_bytes 1 then -1)"});
-  t.params.push_back({"memory_limit", ParamType::kSize, "0", 0, 1e12,
-                      "memory limit per cgroup (v1 memory.limit_in_bytes, v2 memory.max); 0: none"});
+  t.params.push_back(
+      {"memory_limit", ParamType::kSize, "0", 0, 1e12,
+       "memory limit per cgroup (v1 memory.limit_in_bytes, v2 memory.max); 0: none"});
   t.requires_features = {"root", "cgroup-v1-memory|cgroup-v2"};
   t.make = [](const CompiledActor& c) { return std::make_unique<CgroupChurn>(c); };
   return t;

@@ -4,10 +4,22 @@ namespace krepro::engine {
 
 std::vector<ParamSpec> churn_param_specs(int64_t default_alive) {
   return {
-      {"count", ParamType::kInt, "0", 0, 10'000'000,
-       "cycles to run (create+job+destroy); 0: until the phase ends", {}, true},
-      {"alive", ParamType::kInt, std::to_string(default_alive), 1, 100'000,
-       "objects kept alive at once (oldest destroyed first)", {}, true},
+      {"count",
+       ParamType::kInt,
+       "0",
+       0,
+       10'000'000,
+       "cycles to run (create+job+destroy); 0: until the phase ends",
+       {},
+       true},
+      {"alive",
+       ParamType::kInt,
+       std::to_string(default_alive),
+       1,
+       100'000,
+       "objects kept alive at once (oldest destroyed first)",
+       {},
+       true},
       {"rate", ParamType::kDouble, "0", 0, 1'000'000, "cycles per second; 0: as fast as possible"},
       {"workers", ParamType::kInt, "1", 1, 64, "worker threads"},
   };
@@ -15,7 +27,12 @@ std::vector<ParamSpec> churn_param_specs(int64_t default_alive) {
 
 std::vector<ParamSpec> payload_param_specs(const std::string& default_kind) {
   return {
-      {"payload", ParamType::kEnum, default_kind, 0, 0, "what each job does",
+      {"payload",
+       ParamType::kEnum,
+       default_kind,
+       0,
+       0,
+       "what each job does",
        {"none", "write", "files", "sockets", "sleep"}},
       {"payload_size", ParamType::kSize, "4KiB", 0, 1024.0 * 1024 * 1024,
        "write: bytes written to the job's file"},

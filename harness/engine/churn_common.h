@@ -19,7 +19,7 @@ namespace krepro::engine {
 
 // Per-worker, lock-free recording; merged after join.
 struct WorkerStats {
-  std::map<std::string, Histogram> lat;  // op -> histogram
+  std::map<std::string, Histogram> lat;    // op -> histogram
   std::map<std::string, uint64_t> errors;  // "op:ERRNO" -> count
   uint64_t created = 0, destroyed = 0;
 

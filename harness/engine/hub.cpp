@@ -12,7 +12,8 @@ Result<std::unique_ptr<Hub>> Hub::create() {
   KREPRO_TRY_CTX(ns, "hub namespace");
   h->ns_ = std::move(*ns);
   Hub* raw = h.get();
-  auto mon = kernel::LinkMonitor::start(h->ns_, [raw](const kernel::LinkEvent& e) { raw->on_event(e); });
+  auto mon =
+      kernel::LinkMonitor::start(h->ns_, [raw](const kernel::LinkEvent& e) { raw->on_event(e); });
   KREPRO_TRY_CTX(mon, "hub link monitor");
   h->monitor_ = std::move(*mon);
   return h;

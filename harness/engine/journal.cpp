@@ -13,7 +13,7 @@ namespace krepro::engine {
 namespace {
 
 nlohmann::json to_json(const JournalData& d) {
-  return {{"run_id", d.run_id},         {"pid", d.pid},
+  return {{"run_id", d.run_id},           {"pid", d.pid},
           {"start_ticks", d.start_ticks}, {"out_dir", d.out_dir},
           {"cgroup_dirs", d.cgroup_dirs}, {"scratch_dirs", d.scratch_dirs},
           {"sysctls", d.sysctls},         {"tracefs_instances", d.tracefs_instances},
@@ -127,8 +127,10 @@ Result<std::vector<JournalEntry>> read_journals(const std::string& dir) {
 void cleanup_journaled(const JournalData& d, CleanupReport& rep) {
   for (const auto& [path, orig] : d.sysctls) {
     if (path.rfind("/proc/sys/", 0) != 0) continue;
-    if (fs::write_file(path, orig)) ++rep.sysctls_restored;
-    else rep.errors.push_back("restore " + path);
+    if (fs::write_file(path, orig))
+      ++rep.sysctls_restored;
+    else
+      rep.errors.push_back("restore " + path);
   }
   for (const auto& rule : d.blkio_rules) {
     // "FILE MAJ:MIN": reset the throttle to 0 (no limit).
@@ -161,8 +163,10 @@ void cleanup_journaled(const JournalData& d, CleanupReport& rep) {
     std::error_code ec;
     if (std::filesystem::exists(s, ec)) {
       std::filesystem::remove_all(s, ec);
-      if (ec) rep.errors.push_back("remove " + s + ": " + ec.message());
-      else ++rep.scratch_removed;
+      if (ec)
+        rep.errors.push_back("remove " + s + ": " + ec.message());
+      else
+        ++rep.scratch_removed;
     }
   }
 }

@@ -181,10 +181,13 @@ class NetnsChurn final : public Actor {
     where.netns_fd = pod.ns.fd();
     const workloads::PayloadSpec& spec = payload_;
     int64_t t3 = mono_ns();
-    auto job = kernel::Job::fork_payload(where, [&spec] { return workloads::run_payload(spec, ""); });
+    auto job =
+        kernel::Job::fork_payload(where, [&spec] { return workloads::run_payload(spec, ""); });
     st.h("job_start").record(mono_ns() - t3);
-    if (!job) note_error(ctx, st, "fork", job.error());
-    else pod.job = std::move(*job);
+    if (!job)
+      note_error(ctx, st, "fork", job.error());
+    else
+      pod.job = std::move(*job);
     progress_.add_alive();
     pods.push_back(std::move(pod));
     return true;
@@ -205,7 +208,8 @@ class NetnsChurn final : public Actor {
         return;
       }
       unsigned host = static_cast<unsigned>(seq % 65000) + 2;
-      std::string cidr = "10.199." + std::to_string(host / 256) + "." + std::to_string(host % 256) + "/16";
+      std::string cidr =
+          "10.199." + std::to_string(host / 256) + "." + std::to_string(host % 256) + "/16";
       auto a = kernel::add_address(*sock, *idx, cidr);
       if (!a) note_error(ctx, st, "veth_addr", a.error());
       auto u = kernel::set_link_up(*sock, "eth0", true);
@@ -227,14 +231,17 @@ class NetnsChurn final : public Actor {
       int64_t t0 = mono_ns();
       auto r = pod.veth.destroy();
       int64_t d = mono_ns() - t0;
-      if (!r) note_error(ctx, st, "veth_delete", r.error());
-      else st.h("veth_delete").record(d);
+      if (!r)
+        note_error(ctx, st, "veth_delete", r.error());
+      else
+        st.h("veth_delete").record(d);
       // net/pmtu.sh treats a delete slower than a second as a sign of a
       // leaked reference (the cleanup_ipv4_exception test).
       if (d > link_deadline_ns_) {
         std::lock_guard<std::mutex> lk(teardown_mu_);
         if (slow_deletes_++ < 20)
-          ctx.events->emit("slow_link_delete", {{"actor", name_}, {"ms", d / 1e6}, {"link", pod.veth.name()}});
+          ctx.events->emit("slow_link_delete",
+                           {{"actor", name_}, {"ms", d / 1e6}, {"link", pod.veth.name()}});
       }
     }
     if (pod.veth.valid() && hub_) {
@@ -320,9 +327,15 @@ ActorType netns_churn_type() {
   auto pay = payload_param_specs("sockets");
   t.params.insert(t.params.end(), pay.begin(), pay.end());
   t.params.push_back({"veth", ParamType::kBool, "true", 0, 0, "a veth pair per namespace"});
-  t.params.push_back({"bridge", ParamType::kBool, "false", 0, 0, "enslave hub-side ends to a bridge"});
-  t.params.push_back({"addresses", ParamType::kBool, "false", 0, 0, "IPv4 address on eth0 in each pod"});
-  t.params.push_back({"teardown", ParamType::kEnum, "drop-ns", 0, 0,
+  t.params.push_back(
+      {"bridge", ParamType::kBool, "false", 0, 0, "enslave hub-side ends to a bridge"});
+  t.params.push_back(
+      {"addresses", ParamType::kBool, "false", 0, 0, "IPv4 address on eth0 in each pod"});
+  t.params.push_back({"teardown",
+                      ParamType::kEnum,
+                      "drop-ns",
+                      0,
+                      0,
                       "drop-ns: close the namespace (kernel deletes the veth); delete-link: "
                       "delete the veth first",
                       {"drop-ns", "delete-link"}});

@@ -11,23 +11,34 @@ namespace krepro::engine {
 
 const char* param_type_name(ParamType t) {
   switch (t) {
-    case ParamType::kBool: return "bool";
-    case ParamType::kInt: return "int";
-    case ParamType::kDouble: return "number";
-    case ParamType::kDuration: return "duration";
-    case ParamType::kSize: return "size";
-    case ParamType::kEnum: return "enum";
-    case ParamType::kString: return "string";
+    case ParamType::kBool:
+      return "bool";
+    case ParamType::kInt:
+      return "int";
+    case ParamType::kDouble:
+      return "number";
+    case ParamType::kDuration:
+      return "duration";
+    case ParamType::kSize:
+      return "size";
+    case ParamType::kEnum:
+      return "enum";
+    case ParamType::kString:
+      return "string";
   }
   return "?";
 }
 
 std::string param_type_hint(ParamType t) {
   switch (t) {
-    case ParamType::kDuration: return "duration (ms, s, m, h; e.g. 30s)";
-    case ParamType::kSize: return "size (B, KiB, MiB, GiB; e.g. 4KiB)";
-    case ParamType::kBool: return "bool (true/false)";
-    default: return param_type_name(t);
+    case ParamType::kDuration:
+      return "duration (ms, s, m, h; e.g. 30s)";
+    case ParamType::kSize:
+      return "size (B, KiB, MiB, GiB; e.g. 4KiB)";
+    case ParamType::kBool:
+      return "bool (true/false)";
+    default:
+      return param_type_name(t);
   }
 }
 
@@ -66,14 +77,22 @@ std::optional<std::string> parse_duration_ns(const std::string& text, int64_t* n
   std::string unit;
   if (!split_number(text, &v, &unit)) return "'" + text + "' is not a duration (e.g. 30s, 500ms)";
   double mult = 0;
-  if (unit == "ns") mult = 1;
-  else if (unit == "us") mult = 1e3;
-  else if (unit == "ms") mult = 1e6;
-  else if (unit == "s") mult = 1e9;
-  else if (unit == "m" || unit == "min") mult = 60e9;
-  else if (unit == "h") mult = 3600e9;
-  else if (unit.empty()) return "duration '" + text + "' needs a unit (ms, s, m, h)";
-  else return "bad unit '" + unit + "' in '" + text + "'; durations take ns, us, ms, s, m, h";
+  if (unit == "ns")
+    mult = 1;
+  else if (unit == "us")
+    mult = 1e3;
+  else if (unit == "ms")
+    mult = 1e6;
+  else if (unit == "s")
+    mult = 1e9;
+  else if (unit == "m" || unit == "min")
+    mult = 60e9;
+  else if (unit == "h")
+    mult = 3600e9;
+  else if (unit.empty())
+    return "duration '" + text + "' needs a unit (ms, s, m, h)";
+  else
+    return "bad unit '" + unit + "' in '" + text + "'; durations take ns, us, ms, s, m, h";
   double r = v * mult;
   if (r < 0) return "duration '" + text + "' is negative";
   if (r > 1e18) return "duration '" + text + "' is absurdly long";
@@ -86,14 +105,22 @@ std::optional<std::string> parse_size_bytes(const std::string& text, int64_t* by
   std::string unit;
   if (!split_number(text, &v, &unit)) return "'" + text + "' is not a size (e.g. 4KiB, 64MiB)";
   double mult = 0;
-  if (unit.empty() || unit == "B") mult = 1;
-  else if (unit == "KiB" || unit == "K" || unit == "k") mult = 1024.0;
-  else if (unit == "MiB" || unit == "M") mult = 1024.0 * 1024;
-  else if (unit == "GiB" || unit == "G") mult = 1024.0 * 1024 * 1024;
-  else if (unit == "KB") mult = 1e3;
-  else if (unit == "MB") mult = 1e6;
-  else if (unit == "GB") mult = 1e9;
-  else return "bad unit '" + unit + "' in '" + text + "'; sizes take B, KiB, MiB, GiB";
+  if (unit.empty() || unit == "B")
+    mult = 1;
+  else if (unit == "KiB" || unit == "K" || unit == "k")
+    mult = 1024.0;
+  else if (unit == "MiB" || unit == "M")
+    mult = 1024.0 * 1024;
+  else if (unit == "GiB" || unit == "G")
+    mult = 1024.0 * 1024 * 1024;
+  else if (unit == "KB")
+    mult = 1e3;
+  else if (unit == "MB")
+    mult = 1e6;
+  else if (unit == "GB")
+    mult = 1e9;
+  else
+    return "bad unit '" + unit + "' in '" + text + "'; sizes take B, KiB, MiB, GiB";
   double r = v * mult;
   if (r < 0) return "size '" + text + "' is negative";
   if (r > 1e15) return "size '" + text + "' is absurdly large";
@@ -115,9 +142,12 @@ std::optional<std::string> parse_param(const ParamSpec& spec, const std::string&
   double num = 0;
   switch (spec.type) {
     case ParamType::kBool:
-      if (t == "true" || t == "yes" || t == "on") *out = true;
-      else if (t == "false" || t == "no" || t == "off") *out = false;
-      else return "'" + t + "' is not a bool (true/false)";
+      if (t == "true" || t == "yes" || t == "on")
+        *out = true;
+      else if (t == "false" || t == "no" || t == "off")
+        *out = false;
+      else
+        return "'" + t + "' is not a bool (true/false)";
       return std::nullopt;
     case ParamType::kInt: {
       int64_t v = 0;

@@ -41,15 +41,17 @@ Result<std::string> RunContext::run_cgroup(kernel::CgroupVersion v) {
       KREPRO_TRY(d);
       // DESIGN.md: never at a hierarchy root unless --cgroup-parent says so.
       if (layout.self_at_root_v1("memory"))
-        return make_error(EPERM, "krepro runs at the root of the v1 memory hierarchy; "
-                                 "pass --set cgroup_parent=DIR to create cgroups there");
+        return make_error(EPERM,
+                          "krepro runs at the root of the v1 memory hierarchy; "
+                          "pass --set cgroup_parent=DIR to create cgroups there");
       parent = *d;
     } else {
       auto d = layout.self_dir_v2();
       KREPRO_TRY(d);
       if (layout.v2() && *d == layout.v2()->mount_point)
-        return make_error(EPERM, "krepro runs at the root of the cgroup2 hierarchy; "
-                                 "pass --set cgroup_parent=DIR to create cgroups there");
+        return make_error(EPERM,
+                          "krepro runs at the root of the cgroup2 hierarchy; "
+                          "pass --set cgroup_parent=DIR to create cgroups there");
       parent = *d;
     }
   }

@@ -3,9 +3,9 @@
 #include <unistd.h>
 
 #include <chrono>
-#include <cstdarg>
 #include <cmath>
 #include <condition_variable>
+#include <cstdarg>
 #include <cstdio>
 #include <ctime>
 #include <filesystem>
@@ -35,7 +35,8 @@ std::string iso_time_now() {
 }
 
 std::string random_run_id(uint64_t seed) {
-  std::mt19937_64 rng(seed ^ static_cast<uint64_t>(::getpid()) ^ static_cast<uint64_t>(realtime_ns()));
+  std::mt19937_64 rng(seed ^ static_cast<uint64_t>(::getpid()) ^
+                      static_cast<uint64_t>(realtime_ns()));
   char buf[16];
   std::snprintf(buf, sizeof buf, "%08x", static_cast<unsigned>(rng()));
   return buf;
@@ -90,7 +91,8 @@ int exit_code_of(const std::string& verdict) {
   return 3;  // error, inconclusive
 }
 
-std::vector<std::string> missing_features(const CompiledScenario& sc, const kernel::HostProbe& host) {
+std::vector<std::string> missing_features(const CompiledScenario& sc,
+                                          const kernel::HostProbe& host) {
   std::vector<std::string> out;
   for (const auto& ph : sc.phases) {
     for (const auto& a : ph.actors) {
@@ -185,7 +187,8 @@ RunOutcome run_scenario(const CompiledScenario& sc, const RunOptions& opts,
 
   std::string scratch = sc.options.get_string("scratch_dir");
   ctx.scratch_dir = fs::join(scratch.empty() ? opts.out_dir : scratch, ctx.prefix + "-scratch");
-  if (auto r = journal->add_scratch_dir(ctx.scratch_dir); !r) return fail("error", r.error().message());
+  if (auto r = journal->add_scratch_dir(ctx.scratch_dir); !r)
+    return fail("error", r.error().message());
   if (auto r = fs::make_dirs(ctx.scratch_dir); !r) return fail("error", r.error().message());
 
   // Optional sysctl for the run, journaled with its original value.
@@ -209,7 +212,8 @@ RunOutcome run_scenario(const CompiledScenario& sc, const RunOptions& opts,
                              {"seed", ctx.seed}});
   for (auto& o : observers) {
     if (auto r = o->start(ctx); !r) {
-      events->emit("observer_unavailable", {{"observer", o->name()}, {"reason", r.error().message()}});
+      events->emit("observer_unavailable",
+                   {{"observer", o->name()}, {"reason", r.error().message()}});
     }
   }
 
@@ -275,7 +279,8 @@ RunOutcome run_scenario(const CompiledScenario& sc, const RunOptions& opts,
   for (const auto& ph : sc.phases) {
     if (stop.stopping() || harness_error) break;
     int64_t start = mono_ns();
-    int64_t deadline = ph.duration_ns > 0 ? std::min(start + ph.duration_ns, run_deadline) : run_deadline;
+    int64_t deadline =
+        ph.duration_ns > 0 ? std::min(start + ph.duration_ns, run_deadline) : run_deadline;
     ctx.phase_deadline_ns.store(deadline);
     std::vector<std::unique_ptr<Actor>> actors;
     for (const auto& ca : ph.actors) actors.push_back(ca.type->make(ca));
@@ -332,7 +337,8 @@ RunOutcome run_scenario(const CompiledScenario& sc, const RunOptions& opts,
         aj[kind] = {{"created", c.created}, {"destroyed", c.destroyed}};
         if (kind == a->kind()) {
           aj[kind]["peak_alive"] = a->progress().peak_alive.load();
-          stats.peak_alive[kind] = std::max<int64_t>(stats.peak_alive[kind], a->progress().peak_alive.load());
+          stats.peak_alive[kind] =
+              std::max<int64_t>(stats.peak_alive[kind], a->progress().peak_alive.load());
         }
         auto& tot = stats.churn[kind];
         tot.created += c.created;
@@ -363,8 +369,10 @@ RunOutcome run_scenario(const CompiledScenario& sc, const RunOptions& opts,
   nlohmann::json leaks = nlohmann::json::object();
   if (ctx.hub_) {
     int64_t wait = sc.options.get_int("teardown_wait");
-    if (stop.hard()) wait = 0;
-    else if (stop.stopping()) wait = std::min<int64_t>(wait, 2'000'000'000);
+    if (stop.hard())
+      wait = 0;
+    else if (stop.stopping())
+      wait = std::min<int64_t>(wait, 2'000'000'000);
     int64_t t = mono_ns();
     bool drained = ctx.hub_->wait_drained(t + wait);
     size_t pending = ctx.hub_->pending();
@@ -398,7 +406,8 @@ RunOutcome run_scenario(const CompiledScenario& sc, const RunOptions& opts,
   JournalData jd = journal->data();
   jd.cgroup_dirs.clear();  // done above
   cleanup_journaled(jd, rep);
-  if (rep.errors.empty()) journal->remove();
+  if (rep.errors.empty())
+    journal->remove();
   else
     for (const auto& e : rep.errors) events->emit("cleanup_error", {{"message", e}});
 

@@ -14,11 +14,11 @@
 namespace krepro::engine {
 
 struct RunOptions {
-  std::string out_dir;                          // created if missing
+  std::string out_dir;  // created if missing
   std::string journal_dir = "/run/krepro";
-  uint64_t seed = 0;                            // 0: from the clock
-  bool status_line = false;                     // live line on stderr
-  std::string run_id;                           // empty: random
+  uint64_t seed = 0;         // 0: from the clock
+  bool status_line = false;  // live line on stderr
+  std::string run_id;        // empty: random
 };
 
 // Detectors and collectors hook in here (harness/detect); the runner calls
@@ -51,6 +51,7 @@ RunOutcome run_scenario(const CompiledScenario& sc, const RunOptions& opts,
                         std::vector<std::unique_ptr<RunObserver>> observers);
 
 // Features a scenario needs that the host lacks ("netns (unshare: EPERM)").
-std::vector<std::string> missing_features(const CompiledScenario& sc, const kernel::HostProbe& host);
+std::vector<std::string> missing_features(const CompiledScenario& sc,
+                                          const kernel::HostProbe& host);
 
 }  // namespace krepro::engine

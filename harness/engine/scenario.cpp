@@ -21,7 +21,9 @@ constexpr size_t kMaxScenarioBytes = 1 << 20;
 constexpr int kMaxNesting = 64;
 
 // Validation errors carry no errno: the message says it all.
-Unexpected fail(const Origin& o, const std::string& msg) { return make_error(0, o.str() + ": " + msg); }
+Unexpected fail(const Origin& o, const std::string& msg) {
+  return make_error(0, o.str() + ": " + msg);
+}
 
 Origin origin_of(const std::string& file, const YAML::Node& n) {
   YAML::Mark m = n.Mark();
@@ -73,15 +75,18 @@ std::optional<std::string> precheck(const std::string& text, int* bad_line) {
     }
     if (comment) continue;
     if (quote) {
-      if (c == quote) quote = 0;
-      else if (c == '\\' && quote == '"') ++i;
+      if (c == quote)
+        quote = 0;
+      else if (c == '\\' && quote == '"')
+        ++i;
       continue;
     }
     if (c == '#' && (i == line_start || text[i - 1] == ' ' || text[i - 1] == '\t')) {
       comment = true;
     } else if (c == '"' || c == '\'') {
       // A quote opens a scalar only at a token start.
-      if (i == line_start || std::string(" \t[{,:-").find(text[i - 1]) != std::string::npos) quote = c;
+      if (i == line_start || std::string(" \t[{,:-").find(text[i - 1]) != std::string::npos)
+        quote = c;
     } else if (c == '[' || c == '{') {
       if (++depth > kMaxNesting) {
         *bad_line = line;
@@ -97,7 +102,9 @@ std::optional<std::string> precheck(const std::string& text, int* bad_line) {
 Result<std::string> scalar(const std::string& file, const YAML::Node& n, const std::string& what) {
   if (!n.IsScalar()) {
     return fail(origin_of(file, n), what + " must be a single value, not a " +
-                                        (n.IsMap() ? "mapping" : n.IsSequence() ? "list" : "null"));
+                                        (n.IsMap()        ? "mapping"
+                                         : n.IsSequence() ? "list"
+                                                          : "null"));
   }
   return n.Scalar();
 }
@@ -121,7 +128,8 @@ Result<RawActor> parse_actor(const std::string& file, const YAML::Node& n) {
       (*key == "type" ? a.type : a.name) = *v;
       continue;
     }
-    if (a.params.count(*key)) return fail(origin_of(file, kv.first), "duplicate key '" + *key + "'");
+    if (a.params.count(*key))
+      return fail(origin_of(file, kv.first), "duplicate key '" + *key + "'");
     auto v = raw_value(file, kv.second, "actor parameter '" + *key + "'");
     KREPRO_TRY(v);
     a.params[*key] = std::move(*v);
@@ -176,10 +184,12 @@ Result<RawScenario> parse_scenario_text(const std::string& text, const std::stri
   try {
     root = YAML::Load(text);
   } catch (const YAML::Exception& e) {
-    Origin o{file, e.mark.line >= 0 ? e.mark.line + 1 : 0, e.mark.column >= 0 ? e.mark.column + 1 : 0};
+    Origin o{file, e.mark.line >= 0 ? e.mark.line + 1 : 0,
+             e.mark.column >= 0 ? e.mark.column + 1 : 0};
     return fail(o, "YAML syntax error: " + e.msg);
   }
-  if (!root || root.IsNull()) return fail(whole, "empty scenario (expected a mapping with 'phases')");
+  if (!root || root.IsNull())
+    return fail(whole, "empty scenario (expected a mapping with 'phases')");
   if (!root.IsMap()) return fail(origin_of(file, root), "a scenario must be a mapping");
   for (const auto& kv : root) {
     auto key = scalar(file, kv.first, "a key");
@@ -210,8 +220,9 @@ Result<RawScenario> parse_scenario_text(const std::string& text, const std::stri
         s.phases.push_back(std::move(*p));
       }
     } else {
-      return fail(origin_of(file, kv.first),
-                  "unknown key '" + *key + "' (known: name, description, duration, options, phases)");
+      return fail(
+          origin_of(file, kv.first),
+          "unknown key '" + *key + "' (known: name, description, duration, options, phases)");
     }
   }
   if (s.phases.empty()) return fail(whole, "scenario has no phases");
@@ -266,9 +277,8 @@ Result<void> apply_set(RawScenario& s, const std::string& assignment) {
     }
   }
   if (!matched)
-    return make_error(0, "--set " + assignment +
-                                  ": no phase or actor named '" + parts[0] +
-                                  "' (use ACTOR.param, PHASE.ACTOR.param or PHASE.duration)");
+    return make_error(0, "--set " + assignment + ": no phase or actor named '" + parts[0] +
+                             "' (use ACTOR.param, PHASE.ACTOR.param or PHASE.duration)");
   return {};
 }
 
@@ -280,8 +290,13 @@ const std::vector<ParamSpec>& scenario_option_specs() {
       {"allow_host", ParamType::kBool, "false", 0, 0,
        "run a global_limits scenario on this host anyway (--set allow_host=true)"},
       {"scale", ParamType::kDouble, "1", 0.001, 10000, "multiplies every count and phase duration"},
-      {"cgroup_version", ParamType::kEnum, "auto", 0, 0,
-       "memory cgroup hierarchy for churn and workloads: v1 memory, cgroup2, or auto (v1 if mounted)",
+      {"cgroup_version",
+       ParamType::kEnum,
+       "auto",
+       0,
+       0,
+       "memory cgroup hierarchy for churn and workloads: v1 memory, cgroup2, or auto (v1 if "
+       "mounted)",
        {"auto", "v1", "v2"}},
       {"cgroup_parent", ParamType::kString, "", 0, 0,
        "absolute cgroup directory to nest under instead of the one krepro runs in"},
@@ -317,8 +332,8 @@ Result<Params> compile_params(const std::vector<ParamSpec>& specs,
     if (!known.count(k)) {
       std::string all;
       for (const auto& sp : specs) all += (all.empty() ? "" : ", ") + sp.name;
-      return fail(v.origin.line ? v.origin : where, "unknown parameter '" + k + "' for " + what +
-                                                        " (known: " + all + ")");
+      return fail(v.origin.line ? v.origin : where,
+                  "unknown parameter '" + k + "' for " + what + " (known: " + all + ")");
     }
   }
   for (const auto& sp : specs) {
@@ -391,7 +406,8 @@ Result<CompiledScenario> compile_scenario(const RawScenario& raw, const Registry
       if (!names.insert(ra.name).second)
         return fail(ra.origin, "two actors named '" + ra.name + "' in phase '" + rp.name +
                                    "' (give one a 'name')");
-      auto params = compile_params(t->params, ra.params, ra.origin, "actor '" + ra.name + "'", scale);
+      auto params =
+          compile_params(t->params, ra.params, ra.origin, "actor '" + ra.name + "'", scale);
       KREPRO_TRY(params);
       p.actors.push_back(CompiledActor{t, ra.name, std::move(*params)});
     }

@@ -101,7 +101,9 @@ TEST_P(BadScenario, ExitsWithLocatedMessage) {
   EXPECT_NE(msg.find(c.want), std::string::npos) << msg;
 }
 
-std::string deep(int n, char open, char close) { return std::string(n, open) + std::string(n, close); }
+std::string deep(int n, char open, char close) {
+  return std::string(n, open) + std::string(n, close);
+}
 
 // Billion laughs: 26 levels of ten aliases each. yaml-cpp shares aliased
 // nodes, and validation never expands them.
@@ -126,7 +128,11 @@ std::string block_nest(int n) {
 const BadCase kBad[] = {
     {"empty", "", "empty scenario"},
     {"only comment", "# nothing\n", "empty scenario"},
-    {"binary", std::string("\x7f" "ELF\x02\x01\x01\0\0\0", 10), "binary data"},
+    {"binary",
+     std::string("\x7f"
+                 "ELF\x02\x01\x01\0\0\0",
+                 10),
+     "binary data"},
     {"syntax", "phases: [\n  - name: x\n", "YAML syntax error"},
     {"tabs", "phases:\n\t- name: x\n", "bad.yaml:2"},
     {"not a map", "- 1\n- 2\n", "must be a mapping"},
@@ -135,37 +141,48 @@ const BadCase kBad[] = {
     {"unknown actor", "phases:\n  - name: a\n    duration: 1s\n    actors:\n      - type: nope\n",
      "bad.yaml:5:9: unknown actor type 'nope'"},
     {"unknown param",
-     "phases:\n  - name: a\n    duration: 1s\n    actors:\n      - type: cgroup-churn\n        colour: red\n",
+     "phases:\n  - name: a\n    duration: 1s\n    actors:\n      - type: cgroup-churn\n        "
+     "colour: red\n",
      "bad.yaml:6:17: unknown parameter 'colour'"},
     {"wrong type",
-     "phases:\n  - name: a\n    duration: 1s\n    actors:\n      - type: cgroup-churn\n        alive: many\n",
+     "phases:\n  - name: a\n    duration: 1s\n    actors:\n      - type: cgroup-churn\n        "
+     "alive: many\n",
      "bad.yaml:6:16: actor 'cgroup-churn' parameter 'alive': 'many' is not an integer"},
     {"negative",
-     "phases:\n  - name: a\n    duration: 1s\n    actors:\n      - type: cgroup-churn\n        count: -5\n",
+     "phases:\n  - name: a\n    duration: 1s\n    actors:\n      - type: cgroup-churn\n        "
+     "count: -5\n",
      "out of range"},
     {"absurd",
-     "phases:\n  - name: a\n    duration: 1s\n    actors:\n      - type: netns-churn\n        alive: 1000000000\n",
+     "phases:\n  - name: a\n    duration: 1s\n    actors:\n      - type: netns-churn\n        "
+     "alive: 1000000000\n",
      "out of range"},
-    {"bad unit", "duration: 5 fortnights\nphases:\n  - name: a\n    actors:\n      - type: netns-churn\n",
+    {"bad unit",
+     "duration: 5 fortnights\nphases:\n  - name: a\n    actors:\n      - type: netns-churn\n",
      "bad.yaml:1:11: duration: bad unit 'fortnights'"},
-    {"duration without unit", "duration: 60\nphases:\n  - name: a\n    actors:\n      - type: netns-churn\n",
+    {"duration without unit",
+     "duration: 60\nphases:\n  - name: a\n    actors:\n      - type: netns-churn\n",
      "needs a unit"},
     {"param is a list",
-     "phases:\n  - name: a\n    duration: 1s\n    actors:\n      - type: cgroup-churn\n        alive: [1, 2]\n",
+     "phases:\n  - name: a\n    duration: 1s\n    actors:\n      - type: cgroup-churn\n        "
+     "alive: [1, 2]\n",
      "must be a single value"},
     {"duplicate phase",
-     "phases:\n  - name: a\n    duration: 1s\n    actors: [{type: netns-churn}]\n  - name: a\n    duration: 1s\n"
+     "phases:\n  - name: a\n    duration: 1s\n    actors: [{type: netns-churn}]\n  - name: a\n    "
+     "duration: 1s\n"
      "    actors: [{type: netns-churn}]\n",
      "duplicate phase name"},
-    {"unbounded", "phases:\n  - name: a\n    actors: [{type: netns-churn}]\n", "needs a scenario 'duration'"},
+    {"unbounded", "phases:\n  - name: a\n    actors: [{type: netns-churn}]\n",
+     "needs a scenario 'duration'"},
     {"alias bomb", alias_bomb(), "a phase must be a mapping"},
     {"deep flow", "phases: " + deep(100000, '[', ']') + "\n", "nesting deeper than 64"},
     {"deep map flow", "phases: " + deep(100000, '{', '}') + "\n", "nesting deeper than 64"},
     {"deep block", block_nest(100000), "nesting deeper than 64"},
-    {"bad option", "options: {scale: -1}\nphases: [{name: a, duration: 1s, actors: [{type: netns-churn}]}]\n",
+    {"bad option",
+     "options: {scale: -1}\nphases: [{name: a, duration: 1s, actors: [{type: netns-churn}]}]\n",
      "scenario option parameter 'scale'"},
     {"relative cgroup parent",
-     "options: {cgroup_parent: foo}\nphases: [{name: a, duration: 1s, actors: [{type: netns-churn}]}]\n",
+     "options: {cgroup_parent: foo}\nphases: [{name: a, duration: 1s, actors: [{type: "
+     "netns-churn}]}]\n",
      "absolute path"},
 };
 

@@ -78,8 +78,8 @@ Result<CgroupLayout> CgroupLayout::discover(const std::string& proc_self,
           if (opt.rfind("name=", 0) == 0) m.controllers.push_back(opt);
           continue;
         }
-        static const char* kNotControllers[] = {"relatime", "noatime", "nosuid", "nodev", "noexec",
-                                                "clone_children", "noprefix", "xattr"};
+        static const char* kNotControllers[] = {"relatime", "noatime",        "nosuid",   "nodev",
+                                                "noexec",   "clone_children", "noprefix", "xattr"};
         if (std::find_if(std::begin(kNotControllers), std::end(kNotControllers),
                          [&](const char* n) { return opt == n; }) != std::end(kNotControllers))
           continue;
@@ -197,9 +197,7 @@ KmemState Cgroup::enable_kmem_like_runc() const {
   return st;
 }
 
-Result<void> Cgroup::add_pid(pid_t pid) const {
-  return write("cgroup.procs", std::to_string(pid));
-}
+Result<void> Cgroup::add_pid(pid_t pid) const { return write("cgroup.procs", std::to_string(pid)); }
 
 Result<std::vector<pid_t>> Cgroup::pids() const {
   auto t = read("cgroup.procs");

@@ -116,7 +116,8 @@ std::map<std::string, uint64_t> parse_flat_keyed(std::string_view text);
 // /proc/cgroups: controller -> num_cgroups (includes dying memcgs: the
 // kernel counts a css until it is freed, kernel/cgroup/cgroup-v1.c
 // proc_cgroupstats_show).
-Result<std::map<std::string, uint64_t>> read_proc_cgroups(const std::string& path = "/proc/cgroups");
+Result<std::map<std::string, uint64_t>> read_proc_cgroups(
+    const std::string& path = "/proc/cgroups");
 
 // Removes a cgroup tree bottom-up (children first). Each directory's tasks
 // are killed with SIGKILL first when kill_tasks is set: only ever called on

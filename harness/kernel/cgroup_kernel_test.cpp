@@ -112,7 +112,8 @@ TEST(JobKernel, ExecCommandPlacedInCgroup) {
   UniqueFd procs(::open((cg->path() + "/cgroup.procs").c_str(), O_WRONLY | O_CLOEXEC));
   JobPlacement where;
   where.cgroup_procs_fds.push_back(procs.get());
-  auto job = Job::exec_command(where, {"/bin/sh", "-c", "grep -q '/" + name + "$' /proc/self/cgroup"});
+  auto job =
+      Job::exec_command(where, {"/bin/sh", "-c", "grep -q '/" + name + "$' /proc/self/cgroup"});
   ASSERT_TRUE(job) << job.error().message();
   auto code = job->wait();
   ASSERT_TRUE(code);

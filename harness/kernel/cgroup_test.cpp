@@ -1,11 +1,12 @@
 // Unit tests on a fake /proc/self and a fake cgroup tree (no root needed).
+#include "harness/kernel/cgroup.h"
+
 #include <gtest/gtest.h>
 #include <stdlib.h>
 #include <sys/stat.h>
 
 #include <filesystem>
 
-#include "harness/kernel/cgroup.h"
 #include "harness/util/fs.h"
 
 namespace krepro::kernel {
@@ -21,16 +22,18 @@ class FakeTree : public ::testing::Test {
     ASSERT_TRUE(fs::make_dirs(root_ + "/sys/fs/cgroup/memory/process_api/abc"));
     ASSERT_TRUE(fs::make_dirs(root_ + "/sys/fs/cgroup/blkio"));
     ASSERT_TRUE(fs::make_dirs(root_ + "/sys/fs/cgroup/unified"));
-    ASSERT_TRUE(fs::write_file(root_ + "/sys/fs/cgroup/unified/cgroup.controllers", "hugetlb\n", true));
+    ASSERT_TRUE(
+        fs::write_file(root_ + "/sys/fs/cgroup/unified/cgroup.controllers", "hugetlb\n", true));
     // Lines in the format of fs/proc_namespace.c show_mountinfo, as seen here.
-    ASSERT_TRUE(fs::write_file(root_ + "/proc/self/mountinfo",
-                               "31 23 0:28 / /sys/fs/cgroup rw,relatime - tmpfs tmpfs rw,mode=755\n"
-                               "35 31 0:32 / /sys/fs/cgroup/memory rw,relatime - cgroup cgroup rw,memory\n"
-                               "38 31 0:35 / /sys/fs/cgroup/blkio rw,relatime - cgroup cgroup rw,blkio\n"
-                               "32 31 0:29 / /sys/fs/cgroup/cpu\\040x rw - cgroup cgroup rw,cpu,cpuacct\n"
-                               "40 31 0:37 / /sys/fs/cgroup/systemd rw - cgroup cgroup rw,name=systemd\n"
-                               "41 31 0:38 / /sys/fs/cgroup/unified rw,relatime - cgroup2 cgroup2 rw\n",
-                               true));
+    ASSERT_TRUE(
+        fs::write_file(root_ + "/proc/self/mountinfo",
+                       "31 23 0:28 / /sys/fs/cgroup rw,relatime - tmpfs tmpfs rw,mode=755\n"
+                       "35 31 0:32 / /sys/fs/cgroup/memory rw,relatime - cgroup cgroup rw,memory\n"
+                       "38 31 0:35 / /sys/fs/cgroup/blkio rw,relatime - cgroup cgroup rw,blkio\n"
+                       "32 31 0:29 / /sys/fs/cgroup/cpu\\040x rw - cgroup cgroup rw,cpu,cpuacct\n"
+                       "40 31 0:37 / /sys/fs/cgroup/systemd rw - cgroup cgroup rw,name=systemd\n"
+                       "41 31 0:38 / /sys/fs/cgroup/unified rw,relatime - cgroup2 cgroup2 rw\n",
+                       true));
     ASSERT_TRUE(fs::write_file(root_ + "/proc/self/cgroup",
                                "9:name=systemd:/\n7:blkio:/\n4:memory:/process_api/abc\n"
                                "1:cpu,cpuacct:/\n0::/\n",
@@ -59,9 +62,9 @@ TEST_F(FakeTree, DiscoversV1AndV2) {
 
 TEST_F(FakeTree, MountRootIsStrippedInsideContainers) {
   // A container sees its own cgroup as the mount's root (mountinfo field 4).
-  ASSERT_TRUE(fs::write_file(root_ + "/proc/self/mountinfo",
-                             "35 31 0:32 /process_api /sys/fs/cgroup/memory rw - cgroup cgroup rw,memory\n",
-                             true));
+  ASSERT_TRUE(fs::write_file(
+      root_ + "/proc/self/mountinfo",
+      "35 31 0:32 /process_api /sys/fs/cgroup/memory rw - cgroup cgroup rw,memory\n", true));
   auto l = CgroupLayout::discover(root_ + "/proc/self", root_);
   ASSERT_TRUE(l);
   EXPECT_EQ(*l->self_dir_v1("memory"), root_ + "/sys/fs/cgroup/memory/abc");

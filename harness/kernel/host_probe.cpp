@@ -2,7 +2,10 @@
 
 #include <fcntl.h>
 #include <linux/io_uring.h>
+#include <netlink/netlink.h>
+#include <netlink/route/link/veth.h>
 #include <sched.h>
+#include <sys/mount.h>
 #include <sys/syscall.h>
 #include <sys/utsname.h>
 #include <unistd.h>
@@ -45,15 +48,60 @@ Feature io_uring_feature() {
   return {"io_uring", true, "io_uring_setup works"};
 }
 
-Feature netns_feature() {
-  // In a throwaway thread, so this thread's namespace never changes.
+// In a throwaway thread, so this thread's namespace never changes; the
+// veth pair is made inside that namespace and dies with it.
+void netns_features(std::vector<Feature>& out) {
   int err = 0;
+  int veth_err = 0;
   std::thread t([&] {
-    if (::unshare(CLONE_NEWNET) != 0) err = errno;
+    if (::unshare(CLONE_NEWNET) != 0) {
+      err = errno;
+      return;
+    }
+    nl_sock* sk = nl_socket_alloc();
+    if (!sk || nl_connect(sk, NETLINK_ROUTE) != 0) {
+      veth_err = -1;
+    } else {
+      // The peer goes to the namespace of this thread (its tid, not the pid:
+      // net/core/net_namespace.c get_net_ns_by_pid looks up the task).
+      veth_err = rtnl_link_veth_add(sk, "krepro-probe0", "krepro-probe1",
+                                    static_cast<pid_t>(::syscall(SYS_gettid)));
+    }
+    if (sk) nl_socket_free(sk);
   });
   t.join();
-  if (err) return {"netns", false, std::string("unshare(CLONE_NEWNET): ") + errno_name(err)};
-  return {"netns", true, "unshare(CLONE_NEWNET) works"};
+  if (err) {
+    out.push_back({"netns", false, std::string("unshare(CLONE_NEWNET): ") + errno_name(err)});
+    out.push_back({"veth", false, "no network namespace to test in"});
+    return;
+  }
+  out.push_back({"netns", true, "unshare(CLONE_NEWNET) works"});
+  out.push_back({"veth", veth_err == 0,
+                 veth_err == 0 ? "veth pair created in a throwaway namespace"
+                               : std::string("veth add: ") + nl_geterror(veth_err)});
+}
+
+// kprobe_events exists only once tracefs is mounted; mount it privately on
+// a krepro-owned folder when it is not, look, and unmount.
+Feature kprobe_feature(const std::string& sys_root, bool root) {
+  std::string dir = sys_root + "/kernel/tracing";
+  if (fs::exists(dir + "/kprobe_events") ||
+      fs::exists(sys_root + "/kernel/debug/tracing/kprobe_events"))
+    return {"kprobe-events", true, "kprobe_events present"};
+  if (fs::exists(dir + "/events"))
+    return {"kprobe-events", false, "tracefs mounted, no kprobe_events (CONFIG_KPROBE_EVENTS off)"};
+  if (!root) return {"kprobe-events", false, "unknown: tracefs not mounted and not root"};
+  char tmpl[] = "/tmp/krepro-probe-tracefs-XXXXXX";
+  if (!::mkdtemp(tmpl)) return {"kprobe-events", false, "mkdtemp failed"};
+  Feature f{"kprobe-events", false, "tracefs not mountable"};
+  if (::mount("nodev", tmpl, "tracefs", 0, nullptr) == 0) {
+    bool k = fs::exists(std::string(tmpl) + "/kprobe_events");
+    f = {"kprobe-events", k,
+         k ? "kprobe_events present" : "no kprobe_events (CONFIG_KPROBE_EVENTS off)"};
+    ::umount2(tmpl, MNT_DETACH);
+  }
+  ::rmdir(tmpl);
+  return f;
 }
 
 bool cpu_has_virt(const std::string& proc_root) {
@@ -97,12 +145,14 @@ HostProbe probe_host(const ProbeOptions& o) {
         {"cgroup-v2", v2, v2 ? layout->v2()->mount_point + " controllers: " + v2c : "not mounted"});
     bool v2mem = v2 && std::find(layout->v2()->controllers.begin(), layout->v2()->controllers.end(),
                                  "memory") != layout->v2()->controllers.end();
-    h.features.push_back({"cgroup-v2-memory", v2mem, v2mem ? "memory in cgroup.controllers" : "no"});
+    h.features.push_back(
+        {"cgroup-v2-memory", v2mem, v2mem ? "memory in cgroup.controllers" : "no"});
     h.cgroup_mode = v1mem && v2 ? "hybrid" : v1mem ? "v1" : v2 ? "v2" : "none";
     auto bl = layout->v1("blkio");
-    h.features.push_back({"blkio-throttle",
-                          bl && fs::exists(fs::join(bl->mount_point, "blkio.throttle.write_bps_device")),
-                          bl ? bl->mount_point : "no v1 blkio"});
+    h.features.push_back(
+        {"blkio-throttle",
+         bl && fs::exists(fs::join(bl->mount_point, "blkio.throttle.write_bps_device")),
+         bl ? bl->mount_point : "no v1 blkio"});
   } else {
     h.features.push_back({"cgroup-v1-memory", false, layout.error().message()});
     h.cgroup_mode = "none";
@@ -113,7 +163,8 @@ HostProbe probe_host(const ProbeOptions& o) {
     bool file = self && fs::exists(fs::join(*self, "memory.kmem.limit_in_bytes"));
     h.features.push_back({"kmem-limit-file", file, file ? "memory.kmem.limit_in_bytes" : "absent"});
     if (file && o.probe_kmem && h.root) {
-      auto cg = Cgroup::create(*self, "krepro-probe-" + std::to_string(::getpid()), CgroupVersion::kV1);
+      auto cg =
+          Cgroup::create(*self, "krepro-probe-" + std::to_string(::getpid()), CgroupVersion::kV1);
       if (cg) {
         KmemState st = cg->enable_kmem_like_runc();
         h.features.push_back({"kmem-enforced", st.enforced,
@@ -134,29 +185,23 @@ HostProbe probe_host(const ProbeOptions& o) {
                                           ? "mounted at /sys/kernel/tracing"
                                           : "mountable (not mounted)")
                                    : "tracefs not in /proc/filesystems"});
-  bool kprobes = fs::exists(o.sys_root + "/kernel/tracing/kprobe_events") ||
-                 fs::exists(o.sys_root + "/kernel/debug/tracing/kprobe_events");
-  h.features.push_back({"kprobe-events", kprobes,
-                        kprobes ? "kprobe_events present"
-                                : (tracefs_fs && !fs::exists(o.sys_root + "/kernel/tracing/events")
-                                       ? "unknown until tracefs is mounted"
-                                       : "no kprobe_events (CONFIG_KPROBE_EVENTS off)")});
+  h.features.push_back(kprobe_feature(o.sys_root, h.root));
   {
     UniqueFd r(::open((o.dev_root + "/kmsg").c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC));
-    h.features.push_back({"kmsg-read", r.valid(), r.valid() ? "/dev/kmsg readable" : errno_name(errno)});
+    h.features.push_back(
+        {"kmsg-read", r.valid(), r.valid() ? "/dev/kmsg readable" : errno_name(errno)});
     UniqueFd w(::open((o.dev_root + "/kmsg").c_str(), O_WRONLY | O_CLOEXEC));
-    h.features.push_back({"kmsg-write", w.valid(), w.valid() ? "/dev/kmsg writable" : errno_name(errno)});
+    h.features.push_back(
+        {"kmsg-write", w.valid(), w.valid() ? "/dev/kmsg writable" : errno_name(errno)});
   }
-  if (o.probe_netns) h.features.push_back(netns_feature());
-  bool veth = fs::exists(o.sys_root + "/module/veth");
-  h.features.push_back({"veth", veth || h.has("netns"),
-                        veth ? "veth module loaded" : "veth not loaded (autoloads on first use)"});
+  if (o.probe_netns) netns_features(h.features);
   bool psi = fs::exists(o.proc_root + "/pressure/io");
   h.features.push_back({"psi-io", psi, psi ? "/proc/pressure/io" : "no PSI (CONFIG_PSI off)"});
   bool loop = fs::exists(o.dev_root + "/loop-control");
   h.features.push_back({"loop-device", loop, loop ? "/dev/loop-control" : "absent"});
   bool qemu = fs::exists("/usr/bin/qemu-system-x86_64");
-  h.features.push_back({"qemu-x86_64", qemu, qemu ? "/usr/bin/qemu-system-x86_64" : "not installed"});
+  h.features.push_back(
+      {"qemu-x86_64", qemu, qemu ? "/usr/bin/qemu-system-x86_64" : "not installed"});
   bool virt = cpu_has_virt(o.proc_root);
   bool kvmdev = fs::exists(o.dev_root + "/kvm");
   h.features.push_back({"kvm", virt && kvmdev,

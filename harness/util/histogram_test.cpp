@@ -28,7 +28,8 @@ TEST(Histogram, SmallValuesExact) {
 
 TEST(Histogram, BucketsCoverValuesContiguously) {
   for (size_t i = 1; i < Histogram::kBuckets; ++i) {
-    ASSERT_EQ(Histogram::bucket_low(i), Histogram::bucket_low(i - 1) + Histogram::bucket_width(i - 1))
+    ASSERT_EQ(Histogram::bucket_low(i),
+              Histogram::bucket_low(i - 1) + Histogram::bucket_width(i - 1))
         << "bucket " << i;
   }
   for (uint64_t v : {256ull, 257ull, 1000ull, 123456789ull, 1ull << 40}) {

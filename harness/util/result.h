@@ -56,7 +56,7 @@ inline Unexpected errno_error(std::string what) {
 template <class T>
 class Expected {
  public:
-  Expected(T value) : v_(std::in_place_index<0>, std::move(value)) {}  // NOLINT
+  Expected(T value) : v_(std::in_place_index<0>, std::move(value)) {}         // NOLINT
   Expected(Unexpected u) : v_(std::in_place_index<1>, std::move(u.error)) {}  // NOLINT
 
   bool has_value() const { return v_.index() == 0; }
@@ -119,20 +119,20 @@ template <class T>
 using Result = Expected<T>;
 
 // Propagates a failed Result with added context.
-#define KREPRO_TRY_CTX(expr, ctx)                                \
-  do {                                                           \
-    auto&& krepro_try_r_ = (expr);                               \
-    if (!krepro_try_r_) {                                        \
+#define KREPRO_TRY_CTX(expr, ctx)                                   \
+  do {                                                              \
+    auto&& krepro_try_r_ = (expr);                                  \
+    if (!krepro_try_r_) {                                           \
       return ::krepro::Unexpected(krepro_try_r_.error().wrap(ctx)); \
-    }                                                            \
+    }                                                               \
   } while (0)
 
-#define KREPRO_TRY(expr)                                          \
-  do {                                                            \
-    auto&& krepro_try_r_ = (expr);                                \
-    if (!krepro_try_r_) {                                         \
+#define KREPRO_TRY(expr)                                             \
+  do {                                                               \
+    auto&& krepro_try_r_ = (expr);                                   \
+    if (!krepro_try_r_) {                                            \
       return ::krepro::Unexpected(std::move(krepro_try_r_.error())); \
-    }                                                             \
+    }                                                                \
   } while (0)
 
 }  // namespace krepro

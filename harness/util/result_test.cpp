@@ -1,11 +1,10 @@
 #include "harness/util/result.h"
 
+#include <fcntl.h>
 #include <gtest/gtest.h>
 
 #include "harness/util/errno_name.h"
 #include "harness/util/unique_fd.h"
-
-#include <fcntl.h>
 
 namespace krepro {
 namespace {
