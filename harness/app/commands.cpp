@@ -10,6 +10,7 @@
 #include <set>
 #include <thread>
 
+#include "harness/detect/kernel_watch.h"
 #include "harness/detect/log_scan.h"
 #include "harness/engine/journal.h"
 #include "harness/engine/registry.h"
@@ -190,7 +191,7 @@ int cmd_run(const RunArgs& a) {
   ro.status_line = ::isatty(2);
   if (const char* j = std::getenv("KREPRO_JOURNAL_DIR")) ro.journal_dir = j;
 
-  std::vector<std::unique_ptr<engine::RunObserver>> observers;
+  auto observers = detect::make_builtin_detectors();
   auto outcome = engine::run_scenario(*sc, ro, host, stop, std::move(observers));
   if (auto w = results::write_summary(ro.out_dir, outcome.summary); !w)
     std::cerr << "krepro: " << w.error().message() << "\n";
@@ -201,6 +202,7 @@ int cmd_run(const RunArgs& a) {
 int cmd_list() {
   engine::Registry reg;
   engine::register_builtin_actors(reg);
+  detect::register_builtin_detectors(reg);
   std::cout << "Scenarios:\n";
   std::set<std::string> seen;
   for (const auto& d : scenario_dirs()) {

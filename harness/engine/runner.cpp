@@ -388,6 +388,14 @@ RunOutcome run_scenario(const CompiledScenario& sc, const RunOptions& opts,
   sampler.join();
   if (opts.status_line) std::fprintf(stderr, "\r\033[K");
 
+  for (auto& [k, v] : leaks.items()) S["leaks"][k] = v;
+  // Job files go before the observers finish, so the memcg detector sees
+  // dying memcgs drain once the page cache pinning them is gone.
+  {
+    std::error_code ec;
+    for (const auto& e : std::filesystem::directory_iterator(ctx.scratch_dir, ec))
+      std::filesystem::remove_all(e.path(), ec);
+  }
   for (auto& o : observers) o->finish(ctx, stats, S);
 
   // Remove the run's cgroup trees (children a churner could not remove,
@@ -432,7 +440,6 @@ RunOutcome run_scenario(const CompiledScenario& sc, const RunOptions& opts,
   for (auto& [k, h] : stats.latency) churn_lat[k] = workloads::op_json(h, duration);
   S["churn_latency"] = churn_lat;
   for (auto& [k, v] : stats.workload.items()) S["workload"][k] = v;
-  for (auto& [k, v] : leaks.items()) S["leaks"][k] = v;
   for (auto& f : stats.findings) S["findings"].push_back(f);
   (void)fs::write_file(opts.out_dir + "/latency/series.json", series.dump() + "\n", true);
   (void)fs::write_file(opts.out_dir + "/latency/churn.json", churn_lat.dump(2) + "\n", true);

@@ -314,6 +314,10 @@ const std::vector<ParamSpec>& scenario_option_specs() {
        "after the last phase, wait this long for dropped namespaces to be freed"},
       {"scratch_dir", ParamType::kString, "", 0, 0,
        "where job and workload files go (default: a krepro-<run-id> folder in the run folder)"},
+      {"dstate_threshold", ParamType::kDuration, "10s", 1e9, 3600e9,
+       "a task in D state longer than this is reported"},
+      {"memcg_drain_wait", ParamType::kDuration, "5s", 0, 3600e9,
+       "after the run, watch dying memcgs drain for up to this long"},
       {"sample_interval", ParamType::kDuration, "1s", 100e6, 60e9,
        "interval of the time series (churn rates, dying memcgs, pending namespaces)"},
   };

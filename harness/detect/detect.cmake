@@ -1,0 +1,3 @@
+target_sources(krepro_detect PRIVATE ${CMAKE_CURRENT_LIST_DIR}/kernel_watch.cpp)
+krepro_test(detect_kernel_test SOURCES ${CMAKE_CURRENT_LIST_DIR}/kernel_watch_kernel_test.cpp
+            LIBS krepro::detect LABEL kernel)
