@@ -92,15 +92,30 @@ class SignalWatcher {
   std::thread t_;
 };
 
+// A value as a person writes it: durations with units, sizes in bytes.
+std::string show(const std::vector<engine::ParamSpec>& specs, const std::string& name,
+                 const engine::ParamValue& v) {
+  engine::ParamType t = engine::ParamType::kString;
+  for (const auto& sp : specs)
+    if (sp.name == name) t = sp.type;
+  if (const auto* b = std::get_if<bool>(&v)) return *b ? "true" : "false";
+  if (const auto* i = std::get_if<int64_t>(&v)) {
+    if (t == engine::ParamType::kDuration) return engine::format_duration(*i);
+    if (t == engine::ParamType::kSize) return std::to_string(*i) + "B";
+    return std::to_string(*i);
+  }
+  if (const auto* d = std::get_if<double>(&v)) return fmt::format("{:g}", *d);
+  const auto& str = std::get<std::string>(v);
+  return str.empty() ? "\"\"" : str;
+}
+
 void print_plan(const engine::CompiledScenario& sc) {
   std::cout << fmt::format("scenario {} ({})\n", sc.name, sc.file);
   if (!sc.description.empty()) std::cout << "  " << sc.description << "\n";
   std::cout << fmt::format("  duration cap {}\n", engine::format_duration(sc.duration_ns));
   std::cout << "  options:";
-  for (const auto& [k, v] : sc.options.values()) {
-    std::cout << " " << k << "=";
-    std::visit([](const auto& x) { std::cout << x; }, v);
-  }
+  for (const auto& [k, v] : sc.options.values())
+    std::cout << " " << k << "=" << show(engine::scenario_option_specs(), k, v);
   std::cout << "\n";
   for (const auto& ph : sc.phases) {
     std::cout << fmt::format("  phase {}: {}\n", ph.name,
@@ -108,10 +123,7 @@ void print_plan(const engine::CompiledScenario& sc) {
                                             : std::string("until counts are done"));
     for (const auto& a : ph.actors) {
       std::cout << fmt::format("    {} ({}):", a.name, a.type->name);
-      for (const auto& [k, v] : a.params.values()) {
-        std::cout << " " << k << "=";
-        std::visit([](const auto& x) { std::cout << x; }, v);
-      }
+      for (const auto& [k, v] : a.params.values()) std::cout << " " << k << "=" << show(a.type->params, k, v);
       std::cout << "\n";
     }
   }
@@ -189,6 +201,7 @@ int cmd_run(const RunArgs& a) {
   ro.run_id = id;
   ro.out_dir = a.out.empty() ? "results/runs/" + sc->name + "-" + ro.run_id : a.out;
   ro.status_line = ::isatty(2);
+  ro.tee_events = a.tee_events;
   if (const char* j = std::getenv("KREPRO_JOURNAL_DIR")) ro.journal_dir = j;
 
   auto observers = detect::make_builtin_detectors();

@@ -15,6 +15,7 @@ struct RunArgs {
   uint64_t seed = 0;
   bool dry_run = false;
   bool bisect = false;
+  std::string tee_events;  // hidden: echo events to a serial port (krepro vm guests)
 };
 
 int cmd_run(const RunArgs& a);

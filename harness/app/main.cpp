@@ -20,6 +20,8 @@ int main(int argc, char** argv) {
   run->add_option("--format", ra.formats, "json,ktap,junit,html,prom");
   run->add_option("--seed", ra.seed, "random seed");
   run->add_flag("--dry-run", ra.dry_run, "print the resolved plan, create nothing");
+  run->add_option("--tee-events", ra.tee_events, "also write each event line to PATH")
+      ->group("");  // hidden: used inside krepro vm guests
   run->add_flag("--bisect", ra.bisect,
                 "exit 0 good / 1 bad / 125 skip / 255 usage, for git bisect run");
 

@@ -7,6 +7,7 @@
 #include <condition_variable>
 #include <cstdarg>
 #include <cstdio>
+#include <cstring>
 #include <ctime>
 #include <filesystem>
 #include <random>
@@ -165,6 +166,12 @@ RunOutcome run_scenario(const CompiledScenario& sc, const RunOptions& opts,
     events.reset(*ev);
   }
   ctx.events = events.get();
+  std::unique_ptr<FILE, int (*)(FILE*)> tee(nullptr, &std::fclose);
+  if (!opts.tee_events.empty()) {
+    tee.reset(std::fopen(opts.tee_events.c_str(), "ae"));
+    if (!tee) return fail("error", "--tee-events " + opts.tee_events + ": " + std::strerror(errno));
+    events->tee(tee.get());
+  }
 
   auto missing = missing_features(sc, host);
   if (!missing.empty()) {

@@ -19,6 +19,7 @@ struct RunOptions {
   uint64_t seed = 0;         // 0: from the clock
   bool status_line = false;  // live line on stderr
   std::string run_id;        // empty: random
+  std::string tee_events;    // also write every event line here (VM serial port)
 };
 
 // Detectors and collectors hook in here (harness/detect); the runner calls
