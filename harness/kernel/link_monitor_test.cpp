@@ -250,18 +250,35 @@ TEST_F(LinkMonitorKernel, OverrunsAreCountedAndReported) {
     std::function<void()> f;
     ~Guard() { f(); }
   } guard{unblock};
-  for (int i = 0; i < 100; ++i) {
-    auto br = create_bridge(hub_sock_, "krepro-ov" + std::to_string(i));
-    ASSERT_TRUE(br) << br.error().message();
+  // Up to five rounds of 100 bridges while the callback is blocked: on a
+  // busy machine the reader may have drained part of a round before it
+  // blocked, so one round does not always overflow the queue.
+  bool overrun = false;
+  for (int round = 0; round < 5 && !overrun; ++round) {
+    {
+      std::lock_guard lock(mu);
+      release = false;
+    }
+    for (int i = 0; i < 100; ++i) {
+      auto br = create_bridge(hub_sock_, "krepro-ov" + std::to_string(round * 100 + i));
+      ASSERT_TRUE(br) << br.error().message();
+    }
+    unblock();
+    overrun = sink.wait_for(LinkEvent::Type::kOverrun, 0, 2000).has_value();
   }
-  unblock();
-  EXPECT_TRUE(sink.wait_for(LinkEvent::Type::kOverrun, 0, 5000)) << "overrun not reported";
+  EXPECT_TRUE(overrun) << "overrun not reported";
   EXPECT_GT(m->overruns(), 0u);
   EXPECT_TRUE(m->reader_error()) << "ENOBUFS must not end the reader";
   // The monitor keeps working after an overrun.
-  auto br = create_bridge(hub_sock_, "krepro-ov-after");
-  ASSERT_TRUE(br);
-  EXPECT_TRUE(sink.wait_for(LinkEvent::Type::kNew, *br, 5000));
+  // With the tiny buffer, a link made while the backlog still drains can be
+  // dropped by another overrun; one of a few tries must get through.
+  bool seen = false;
+  for (int i = 0; i < 10 && !seen; ++i) {
+    auto br = create_bridge(hub_sock_, "krepro-ova" + std::to_string(i));
+    ASSERT_TRUE(br);
+    seen = sink.wait_for(LinkEvent::Type::kNew, *br, 1000).has_value();
+  }
+  EXPECT_TRUE(seen) << "no event delivered after the overrun";
 }
 
 #endif  // KREPRO_KERNEL_TESTS
