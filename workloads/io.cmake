@@ -12,5 +12,3 @@ krepro_test(tikv_streams_test SOURCES ${CMAKE_CURRENT_LIST_DIR}/tikv_streams_tes
 krepro_bench(op_recorder_bench SOURCES ${CMAKE_CURRENT_LIST_DIR}/op_recorder_bench.cpp LIBS krepro::workloads)
 
 # Test driver for ci/wal-vs-fio: the wal-append pattern, JSON on stdout. Not installed.
-add_executable(wal_append_driver ${CMAKE_CURRENT_LIST_DIR}/wal_append_driver.cpp)
-target_link_libraries(wal_append_driver PRIVATE krepro::workloads CLI11::CLI11)

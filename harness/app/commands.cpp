@@ -123,7 +123,8 @@ void print_plan(const engine::CompiledScenario& sc) {
                                             : std::string("until counts are done"));
     for (const auto& a : ph.actors) {
       std::cout << fmt::format("    {} ({}):", a.name, a.type->name);
-      for (const auto& [k, v] : a.params.values()) std::cout << " " << k << "=" << show(a.type->params, k, v);
+      for (const auto& [k, v] : a.params.values())
+        std::cout << " " << k << "=" << show(a.type->params, k, v);
       std::cout << "\n";
     }
   }

@@ -4,9 +4,13 @@
 #include <iostream>
 
 #include "harness/app/commands.h"
+#include "harness/engine/io_worker.h"
 
 int main(int argc, char** argv) {
   using namespace krepro::app;
+  // The tikv-write actor's worker process (harness/engine/io_worker.h).
+  if (argc == 2 && std::string(argv[1]) == krepro::engine::kIoWorkerCommand)
+    return krepro::engine::io_worker_main();
   CLI::App app{"krepro: reproduce and stress-test kernel bugs that hit Kubernetes nodes"};
   app.require_subcommand(1);
 

@@ -1,5 +1,6 @@
 #include "harness/kernel/job.h"
 
+#include <fcntl.h>
 #include <sched.h>
 #include <signal.h>
 #include <sys/prctl.h>
@@ -9,6 +10,7 @@
 #include <boost/process/child.hpp>
 #include <boost/process/extend.hpp>
 #include <boost/process/io.hpp>
+#include <boost/process/pipe.hpp>
 #include <cerrno>
 
 namespace krepro::kernel {
@@ -62,6 +64,30 @@ Result<Job> Job::exec_command(const JobPlacement& where, const std::vector<std::
   if (ec) return make_error(ec.value(), "exec " + argv.front());
   pid_t pid = c.id();
   // The Job owns reaping; boost's child must not kill or wait it.
+  c.detach();
+  return Job(pid);
+}
+
+Result<Job> Job::exec_piped(const JobPlacement& where, const std::vector<std::string>& argv,
+                            UniqueFd* stdin_w, UniqueFd* stdout_r) {
+  if (argv.empty()) return make_error(EINVAL, "exec job: empty command");
+  namespace bp = boost::process;
+  pid_t parent = ::getpid();
+  std::error_code ec;
+  bp::pipe in, out;
+  bp::child c(
+      argv.front(), std::vector<std::string>(argv.begin() + 1, argv.end()),
+      bp::std_in<in, bp::std_out> out,
+      bp::extend::on_exec_setup =
+          [&where, parent](auto&) {
+            if (!place_self(where, parent)) ::_exit(kPlacementFailed);
+          },
+      ec);
+  if (ec) return make_error(ec.value(), "exec " + argv.front());
+  // Keep our ends (dup'ed with CLOEXEC); bp::pipe closes its own.
+  stdin_w->reset(::fcntl(in.native_sink(), F_DUPFD_CLOEXEC, 0));
+  stdout_r->reset(::fcntl(out.native_source(), F_DUPFD_CLOEXEC, 0));
+  pid_t pid = c.id();
   c.detach();
   return Job(pid);
 }

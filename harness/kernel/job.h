@@ -36,6 +36,10 @@ class Job {
   // External command through Boost.Process, placed the same way in the
   // child before exec (on_exec_setup).
   static Result<Job> exec_command(const JobPlacement& where, const std::vector<std::string>& argv);
+  // The same with the child's stdin and stdout on pipes; the caller owns
+  // the returned ends (write end of stdin, read end of stdout).
+  static Result<Job> exec_piped(const JobPlacement& where, const std::vector<std::string>& argv,
+                                UniqueFd* stdin_w, UniqueFd* stdout_r);
 
   ~Job();
   Job(const Job&) = delete;
