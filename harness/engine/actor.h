@@ -66,6 +66,9 @@ struct RunStats {
   nlohmann::json workload = nlohmann::json::object();
   nlohmann::json leaks = nlohmann::json::object();
   std::vector<nlohmann::json> findings;
+  // I/O ops over stall_threshold: {"actor","stream","op","start_ns"
+  // (CLOCK_MONOTONIC),"duration_ns","file"}; filled before observers finish.
+  std::vector<nlohmann::json> stalls;
   std::vector<std::string> features_used;
   std::map<std::string, int64_t> peak_alive;  // churn kind -> most alive at once
 

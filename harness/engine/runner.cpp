@@ -358,6 +358,10 @@ RunOutcome run_scenario(const CompiledScenario& sc, const RunOptions& opts,
         stats.findings.push_back(f);
       }
       for (auto& f : ps.features_used) stats.use_feature(f);
+      for (auto& st : ps.stalls) {
+        st["phase"] = ph.name;
+        stats.stalls.push_back(std::move(st));
+      }
       for (auto& [k, v] : ps.workload.items()) {
         stats.workload[k] = v;
         aj["workload"][k] = v;

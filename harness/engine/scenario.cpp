@@ -318,6 +318,12 @@ const std::vector<ParamSpec>& scenario_option_specs() {
        "a task in D state longer than this is reported"},
       {"memcg_drain_wait", ParamType::kDuration, "5s", 0, 3600e9,
        "after the run, watch dying memcgs drain for up to this long"},
+      {"io_trace", ParamType::kBool, "true", 0, 0,
+       "collect block, writeback and dirty-throttle tracepoints in a tracefs instance of krepro's own"},
+      {"kprobe_functions", ParamType::kString, "", 0, 0,
+       "comma-separated kernel functions to time with kprobe+kretprobe pairs (e.g. mempool_alloc)"},
+      {"kprobe_threshold", ParamType::kDuration, "10ms", 1e3, 60e9,
+       "a probed function call slower than this is listed"},
       {"sample_interval", ParamType::kDuration, "1s", 100e6, 60e9,
        "interval of the time series (churn rates, dying memcgs, pending namespaces)"},
   };

@@ -123,6 +123,13 @@ class TikvWrite final : public Actor {
       return;
     }
     results_ = std::move(res);
+    for (auto& [stream, sj] : results_["streams"].items()) {
+      for (const auto& st : sj["stalls"]["events"]) {
+        nlohmann::json x = st;
+        x["actor"] = name_;
+        stalls_.push_back(std::move(x));
+      }
+    }
     // Stalls go on the timeline at the time they started.
     for (auto& [stream, sj] : results_["streams"].items()) {
       for (const auto& st : sj["stalls"]["events"]) {
@@ -147,6 +154,7 @@ class TikvWrite final : public Actor {
                             {"evidence", {{"message", error_}}}});
     }
     if (results_.is_null()) return;
+    s.stalls.insert(s.stalls.end(), stalls_.begin(), stalls_.end());
     for (auto& [stream, sj] : results_["streams"].items()) {
       for (auto& [op, oj] : sj["ops"].items()) {
         nlohmann::json o = oj;
@@ -170,6 +178,7 @@ class TikvWrite final : public Actor {
   UniqueFd procs_;
   std::string error_, engine_;
   nlohmann::json results_;
+  std::vector<nlohmann::json> stalls_;
 };
 
 }  // namespace
