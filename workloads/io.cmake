@@ -10,5 +10,3 @@ krepro_test(io_engine_test SOURCES ${CMAKE_CURRENT_LIST_DIR}/io_engine_test.cpp 
 krepro_test(op_recorder_test SOURCES ${CMAKE_CURRENT_LIST_DIR}/op_recorder_test.cpp LIBS krepro::workloads)
 krepro_test(tikv_streams_test SOURCES ${CMAKE_CURRENT_LIST_DIR}/tikv_streams_test.cpp LIBS krepro::workloads)
 krepro_bench(op_recorder_bench SOURCES ${CMAKE_CURRENT_LIST_DIR}/op_recorder_bench.cpp LIBS krepro::workloads)
-
-# Test driver for ci/wal-vs-fio: the wal-append pattern, JSON on stdout. Not installed.
