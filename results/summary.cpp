@@ -62,11 +62,18 @@ void print_human_summary(std::ostream& os, const nlohmann::json& s, const std::s
                         ms(v, "99.000000"), ms(v, "99.900000"), mx);
     }
   }
-  for (const auto& [k, v] : s["workload"].items()) {
-    if (!v.is_object() || !v.contains("lat_ns")) continue;
-    os << fmt::format("  io {:<20} {:>8} ops  p50 {} ms  p99 {} ms\n", k, v.value("count", 0),
-                      ms(v, "50.000000"), ms(v, "99.000000"));
-  }
+  auto io_rows = [&](const nlohmann::json& w, const std::string& prefix) {
+    for (const auto& [k, v] : w.items()) {
+      if (!v.is_object() || !v.contains("lat_ns")) continue;
+      os << fmt::format("  io {:<28} {:>8} ops  p50 {} ms  p99 {} ms\n", prefix + k,
+                        v.value("count", 0), ms(v, "50.000000"), ms(v, "99.000000"));
+    }
+    if (w.contains("stalls") && w["stalls"].is_object())
+      os << fmt::format("  io {:<28} {:>8}\n", prefix + "stalls", w["stalls"].value("count", 0));
+  };
+  io_rows(s["workload"], "");
+  for (const auto& [k, v] : s["workload"].items())
+    if (v.is_object() && !v.contains("lat_ns") && k != "stalls") io_rows(v, k + "/");
   if (!s["leaks"].empty()) os << "  leaks: " << s["leaks"].dump() << "\n";
   for (const auto& sig : s["signatures"])
     os << fmt::format("  signature {} x{}: {}\n", sig.value("id", "?"), sig.value("count", 0),

@@ -23,6 +23,8 @@ int cmd_list();
 int cmd_check(bool json);
 int cmd_cleanup(bool json);
 int cmd_scan(const std::string& path, bool json);
+int cmd_report(const std::string& dir, const std::string& formats);
+int cmd_compare(const std::string& a, const std::string& b, bool json);
 
 // Resolves a scenario name: a path that exists, else NAME(.yaml) in the
 // shipped scenario folders.

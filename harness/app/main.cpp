@@ -21,7 +21,7 @@ int main(int argc, char** argv) {
       ->allow_extra_args(false);
   run->add_option("--duration", ra.duration, "cap the whole run (e.g. 90s)");
   run->add_option("--out", ra.out, "run folder (default results/runs/<scenario>-<run-id>)");
-  run->add_option("--format", ra.formats, "json,ktap,junit,html,prom");
+  run->add_option("--format", ra.formats, "json,ktap,junit,html,prom,kcidb");
   run->add_option("--seed", ra.seed, "random seed");
   run->add_flag("--dry-run", ra.dry_run, "print the resolved plan, create nothing");
   run->add_option("--tee-events", ra.tee_events, "also write each event line to PATH")
@@ -40,6 +40,18 @@ int main(int argc, char** argv) {
   scan->add_option("file", scan_path, "log file, or - for stdin")->required();
   scan->add_flag("--json", scan_json, "machine-readable");
 
+  std::string report_dir, report_formats, cmp_a, cmp_b;
+  bool cmp_json = false;
+  auto* report = app.add_subcommand("report", "re-render reports from a run's JSON");
+  report->add_option("run_dir", report_dir, "run folder")->required();
+  report->add_option("--format", report_formats,
+                     "json,ktap,junit,html,prom,kcidb (default: those present)");
+  auto* compare =
+      app.add_subcommand("compare", "patch validation: run(s) A vs run(s) B, with statistics");
+  compare->add_option("run_a", cmp_a, "run folder, or a folder of run folders")->required();
+  compare->add_option("run_b", cmp_b, "run folder, or a folder of run folders")->required();
+  compare->add_flag("--json", cmp_json, "machine-readable");
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -55,5 +67,7 @@ int main(int argc, char** argv) {
   if (*check) return cmd_check(check_json);
   if (*cleanup) return cmd_cleanup(cleanup_json);
   if (*scan) return cmd_scan(scan_path, scan_json);
+  if (*report) return cmd_report(report_dir, report_formats);
+  if (*compare) return cmd_compare(cmp_a, cmp_b, cmp_json);
   return 2;
 }

@@ -2,6 +2,7 @@
 
 #include <CLI/CLI.hpp>
 #include <algorithm>
+#include <cstdlib>
 #include <iostream>
 
 #include "harness/vm/vm_runner.h"
@@ -57,6 +58,9 @@ int vm_main(const VmArgs& a) {
   c.extra_modules = a.extra_modules;
   c.guest_args = a.guest_args;
   c.bisect = bisect;
+  // The krepro that runs inside the guest: this one unless told otherwise
+  // (a sanitizer or debug build, or a test driver that has no `run`).
+  if (const char* g = std::getenv("KREPRO_VM_GUEST_BINARY"); g && *g) c.krepro_binary = g;
   return vm::run_vm(c);
 }
 

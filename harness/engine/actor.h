@@ -78,10 +78,12 @@ struct RunStats {
 };
 
 struct RunContext {
-  std::string run_id;       // 8 hex digits
-  std::string prefix;       // "krepro-<run-id>"
-  std::string out_dir;      // the run folder
-  std::string scratch_dir;  // job and workload files
+  std::string run_id;                // 8 hex digits
+  std::string prefix;                // "krepro-<run-id>"
+  std::string out_dir;               // the run folder
+  std::string scratch_dir;           // job and workload files
+  std::string scratch_dev;           // "maj:min" of the scratch filesystem when krepro made it
+  std::string scratch_throttle_dev;  // the device a blkio rule may slow (its backing loop)
   uint64_t seed = 0;
   int64_t t0_ns = 0;  // CLOCK_MONOTONIC at run start
   const Params* options = nullptr;

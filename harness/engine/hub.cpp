@@ -27,27 +27,36 @@ void Hub::on_event(const kernel::LinkEvent& e) {
   int64_t lag = 0;
   {
     std::lock_guard<std::mutex> lk(mu_);
+    ++counts_.dellinks;
     auto it = watches_.find(e.ifindex);
     if (it == watches_.end()) {
       if (early_dels_.size() < 100000) early_dels_[e.ifindex] = e.mono_ns;
       return;
     }
     lag = e.mono_ns - it->second.dropped_ns;
-    fn = std::move(it->second.fn);
-    watches_.erase(it);
+    fn = it->second.fn;
+  }
+  // The watch stays pending until its callback has run, so a waiter that
+  // sees nothing pending also sees every callback's effect.
+  if (fn) fn(lag);
+  {
+    std::lock_guard<std::mutex> lk(mu_);
+    watches_.erase(e.ifindex);
+    ++counts_.freed;
   }
   cv_.notify_all();
-  if (fn) fn(lag);
 }
 
 void Hub::watch(int ifindex, int64_t dropped_ns, FreedFn fn) {
   int64_t del_ns = 0;
   {
     std::lock_guard<std::mutex> lk(mu_);
+    ++counts_.watched;
     auto early = early_dels_.find(ifindex);
     if (early != early_dels_.end()) {
       del_ns = early->second;
       early_dels_.erase(early);
+      ++counts_.freed_before_watch;
     } else {
       watches_[ifindex] = Watch{dropped_ns, std::move(fn)};
       return;

@@ -39,6 +39,13 @@ class Hub {
   // Forgets pending watches (their callbacks never run) and returns how many.
   size_t abandon_pending();
   uint64_t overruns() const { return monitor_.overruns(); }
+  struct Counts {
+    uint64_t watched = 0, freed = 0, freed_before_watch = 0, dellinks = 0;
+  };
+  Counts counts() const {
+    std::lock_guard<std::mutex> lk(mu_);
+    return counts_;
+  }
 
  private:
   Hub() = default;
@@ -55,6 +62,7 @@ class Hub {
   std::unordered_map<int, Watch> watches_;
   // A DELLINK that arrived before watch() (teardown raced the bookkeeping).
   std::unordered_map<int, int64_t> early_dels_;
+  Counts counts_;
 };
 
 }  // namespace krepro::engine

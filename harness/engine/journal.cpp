@@ -1,11 +1,14 @@
 #include "harness/engine/journal.h"
 
+#include <sys/mount.h>
 #include <unistd.h>
 
+#include <cstring>
 #include <filesystem>
 #include <nlohmann/json.hpp>
 
 #include "harness/kernel/cgroup.h"
+#include "harness/kernel/loopdev.h"
 #include "harness/util/fs.h"
 
 namespace krepro::engine {
@@ -13,11 +16,18 @@ namespace krepro::engine {
 namespace {
 
 nlohmann::json to_json(const JournalData& d) {
-  return {{"run_id", d.run_id},           {"pid", d.pid},
-          {"start_ticks", d.start_ticks}, {"out_dir", d.out_dir},
-          {"cgroup_dirs", d.cgroup_dirs}, {"scratch_dirs", d.scratch_dirs},
-          {"sysctls", d.sysctls},         {"tracefs_instances", d.tracefs_instances},
-          {"blkio_rules", d.blkio_rules}};
+  return {{"run_id", d.run_id},
+          {"pid", d.pid},
+          {"start_ticks", d.start_ticks},
+          {"out_dir", d.out_dir},
+          {"cgroup_dirs", d.cgroup_dirs},
+          {"scratch_dirs", d.scratch_dirs},
+          {"sysctls", d.sysctls},
+          {"tracefs_instances", d.tracefs_instances},
+          {"blkio_rules", d.blkio_rules},
+          {"mounts", d.mounts},
+          {"loop_devices", d.loop_devices},
+          {"files", d.files}};
 }
 
 JournalData from_json(const nlohmann::json& j) {
@@ -31,6 +41,9 @@ JournalData from_json(const nlohmann::json& j) {
   d.sysctls = j.value("sysctls", std::map<std::string, std::string>{});
   d.tracefs_instances = j.value("tracefs_instances", std::vector<std::string>{});
   d.blkio_rules = j.value("blkio_rules", std::vector<std::string>{});
+  d.mounts = j.value("mounts", std::vector<std::string>{});
+  d.loop_devices = j.value("loop_devices", std::vector<std::string>{});
+  d.files = j.value("files", std::vector<std::string>{});
   return d;
 }
 
@@ -91,6 +104,18 @@ Result<void> Journal::add_tracefs_instance(const std::string& d) {
 }
 Result<void> Journal::add_blkio_rule(const std::string& r) {
   data_.blkio_rules.push_back(r);
+  return save();
+}
+Result<void> Journal::add_mount(const std::string& d) {
+  data_.mounts.push_back(d);
+  return save();
+}
+Result<void> Journal::add_loop_device(const std::string& d) {
+  data_.loop_devices.push_back(d);
+  return save();
+}
+Result<void> Journal::add_file(const std::string& f) {
+  data_.files.push_back(f);
   return save();
 }
 
@@ -154,6 +179,39 @@ void cleanup_journaled(const JournalData& d, CleanupReport& rep) {
     auto r = kernel::remove_cgroup_tree(*it, /*kill_tasks=*/true);
     rep.cgroups_removed += r.removed;
     for (const auto& e : r.errors) rep.errors.push_back(e.message());
+  }
+  // Mounts innermost first (the scratch filesystem sits on a loop device
+  // whose image lives on another krepro mount).
+  for (auto it = d.mounts.rbegin(); it != d.mounts.rend(); ++it) {
+    if (it->find("/krepro-") == std::string::npos) {
+      rep.skipped.push_back(*it);
+      continue;
+    }
+    if (::umount2(it->c_str(), MNT_DETACH) == 0)
+      ++rep.mounts_removed;
+    else if (errno != EINVAL && errno != ENOENT)
+      rep.errors.push_back("umount " + *it + ": " + std::strerror(errno));
+    ::rmdir(it->c_str());
+  }
+  for (auto it = d.loop_devices.rbegin(); it != d.loop_devices.rend(); ++it) {
+    // Only a loop device still bound to a krepro- file is ours.
+    std::string backing = kernel::loop_backing_file(*it);
+    if (backing.empty()) continue;
+    if (!prefixed(backing)) {
+      rep.skipped.push_back(*it + " (" + backing + ")");
+      continue;
+    }
+    if (kernel::loop_detach_path(*it))
+      ++rep.loops_detached;
+    else
+      rep.errors.push_back("detach " + *it);
+  }
+  for (const auto& f : d.files) {
+    if (!prefixed(f)) {
+      rep.skipped.push_back(f);
+      continue;
+    }
+    ::unlink(f.c_str());
   }
   for (const auto& s : d.scratch_dirs) {
     if (!prefixed(s)) {

@@ -22,6 +22,9 @@ struct JournalData {
   std::map<std::string, std::string> sysctls;  // path -> original value
   std::vector<std::string> tracefs_instances;  // instance directories
   std::vector<std::string> blkio_rules;        // "FILE MAJ:MIN" rules to reset to 0
+  std::vector<std::string> mounts;             // krepro-* mount points, innermost last
+  std::vector<std::string> loop_devices;       // /dev/loopN bound to krepro-* files
+  std::vector<std::string> files;              // krepro-* files (loop images)
 };
 
 class Journal {
@@ -41,6 +44,9 @@ class Journal {
   Result<void> add_sysctl(const std::string& path, const std::string& original);
   Result<void> add_tracefs_instance(const std::string& dir);
   Result<void> add_blkio_rule(const std::string& rule);
+  Result<void> add_mount(const std::string& dir);
+  Result<void> add_loop_device(const std::string& dev);
+  Result<void> add_file(const std::string& path);
   // The run ended cleanly: the journal goes.
   void remove();
   const JournalData& data() const { return data_; }
@@ -68,6 +74,8 @@ struct CleanupReport {
   size_t cgroups_removed = 0;
   size_t scratch_removed = 0;
   size_t sysctls_restored = 0;
+  size_t mounts_removed = 0;
+  size_t loops_detached = 0;
   std::vector<std::string> errors;
   std::vector<std::string> skipped;  // journaled paths without the krepro- prefix
 };

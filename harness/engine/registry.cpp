@@ -5,6 +5,7 @@ namespace krepro::engine {
 ActorType cgroup_churn_type();
 ActorType netns_churn_type();
 ActorType tikv_write_type();
+ActorType blkio_throttle_type();
 
 Result<void> Registry::add_actor(ActorType t) {
   if (actor(t.name)) return make_error(EEXIST, "actor type '" + t.name + "' registered twice");
@@ -30,6 +31,7 @@ void register_builtin_actors(Registry& reg) {
   reg.add_actor(cgroup_churn_type()).value();
   reg.add_actor(netns_churn_type()).value();
   reg.add_actor(tikv_write_type()).value();
+  reg.add_actor(blkio_throttle_type()).value();
 }
 
 }  // namespace krepro::engine

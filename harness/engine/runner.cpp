@@ -16,6 +16,7 @@
 #include "harness/engine/hub.h"
 #include "harness/engine/journal.h"
 #include "harness/engine/registry.h"
+#include "harness/engine/scratch_fs.h"
 #include "harness/engine/timeline.h"
 #include "harness/util/clock.h"
 #include "harness/util/fs.h"
@@ -197,6 +198,21 @@ RunOutcome run_scenario(const CompiledScenario& sc, const RunOptions& opts,
   if (auto r = journal->add_scratch_dir(ctx.scratch_dir); !r)
     return fail("error", r.error().message());
   if (auto r = fs::make_dirs(ctx.scratch_dir); !r) return fail("error", r.error().message());
+  std::unique_ptr<ScratchFs> scratch_fs;
+  if (sc.options.get_string("scratch_device") == "loop") {
+    auto sf = ScratchFs::create(ctx, sc.options.get_int("scratch_size"), ctx.scratch_dir);
+    if (!sf) {
+      CleanupReport rep;
+      cleanup_journaled(journal->data(), rep);
+      journal->remove();
+      return fail("error", "scratch filesystem: " + sf.error().message());
+    }
+    scratch_fs = std::move(*sf);
+    ctx.scratch_dev = scratch_fs->inner_dev();
+    ctx.scratch_throttle_dev = scratch_fs->outer_dev();
+    S["host"]["scratch"] = {{"device", ctx.scratch_dev},
+                            {"throttle_device", ctx.scratch_throttle_dev}};
+  }
 
   // Optional sysctl for the run, journaled with its original value.
   const std::string kUnregTimeout = "/proc/sys/net/core/netdev_unregister_timeout_secs";
@@ -283,6 +299,9 @@ RunOutcome run_scenario(const CompiledScenario& sc, const RunOptions& opts,
     }
   });
 
+  // Workload results per phase; summary.workload holds them directly
+  // ("stream.op") when one phase ran a workload, else keyed by phase.
+  std::map<std::string, nlohmann::json> phase_workload;
   for (const auto& ph : sc.phases) {
     if (stop.stopping() || harness_error) break;
     int64_t start = mono_ns();
@@ -363,7 +382,7 @@ RunOutcome run_scenario(const CompiledScenario& sc, const RunOptions& opts,
         stats.stalls.push_back(std::move(st));
       }
       for (auto& [k, v] : ps.workload.items()) {
-        stats.workload[k] = v;
+        phase_workload[ph.name][k] = v;
         aj["workload"][k] = v;
       }
       pj["actors"][a->name()] = aj;
@@ -391,6 +410,10 @@ RunOutcome run_scenario(const CompiledScenario& sc, const RunOptions& opts,
     if (!drained) {
       events->emit("netns_not_freed", {{"count", pending}, {"waited_s", (mono_ns() - t) / 1e9}});
     }
+    auto hc = ctx.hub_->counts();
+    leaks["netns_not_freed"]["watched"] = hc.watched;
+    leaks["netns_not_freed"]["freed"] = hc.freed + hc.freed_before_watch;
+    leaks["netns_not_freed"]["hub_dellinks"] = hc.dellinks;
     uint64_t overruns = ctx.hub_->overruns();
     if (overruns) leaks["netns_not_freed"]["monitor_overruns"] = overruns;
   }
@@ -409,6 +432,7 @@ RunOutcome run_scenario(const CompiledScenario& sc, const RunOptions& opts,
   }
   for (auto& o : observers) o->finish(ctx, stats, S);
 
+  scratch_fs.reset();
   // Remove the run's cgroup trees (children a churner could not remove,
   // e.g. after EBUSY, go here), the hub, scratch files; restore sysctls.
   ctx.hub_.reset();
@@ -450,7 +474,11 @@ RunOutcome run_scenario(const CompiledScenario& sc, const RunOptions& opts,
   nlohmann::json churn_lat = nlohmann::json::object();
   for (auto& [k, h] : stats.latency) churn_lat[k] = workloads::op_json(h, duration);
   S["churn_latency"] = churn_lat;
-  for (auto& [k, v] : stats.workload.items()) S["workload"][k] = v;
+  if (phase_workload.size() == 1) {
+    S["workload"] = phase_workload.begin()->second;
+  } else {
+    for (auto& [ph, w] : phase_workload) S["workload"][ph] = w;
+  }
   for (auto& f : stats.findings) S["findings"].push_back(f);
   (void)fs::write_file(opts.out_dir + "/latency/series.json", series.dump() + "\n", true);
   (void)fs::write_file(opts.out_dir + "/latency/churn.json", churn_lat.dump(2) + "\n", true);

@@ -155,14 +155,18 @@ class TikvWrite final : public Actor {
     }
     if (results_.is_null()) return;
     s.stalls.insert(s.stalls.end(), stalls_.begin(), stalls_.end());
+    nlohmann::json stall_events = nlohmann::json::array();
+    uint64_t stall_count = 0;
     for (auto& [stream, sj] : results_["streams"].items()) {
       for (auto& [op, oj] : sj["ops"].items()) {
         nlohmann::json o = oj;
-        o.erase("intervals");  // kept in latency/io-<actor>.json
-        s.workload[stream + "." + op] = o;
+        o["start_ns"] = sj["start_ns"];  // the interval series' second 0
+        s.workload[stream + "." + op] = std::move(o);
       }
-      s.workload[stream + ".stalls"] = sj["stalls"]["count"];
+      stall_count += sj["stalls"]["count"].get<uint64_t>();
+      for (const auto& e : sj["stalls"]["events"]) stall_events.push_back(e);
     }
+    s.workload["stalls"] = {{"count", stall_count}, {"events", stall_events}};
     s.workload["engine"] = engine_;
     s.use_feature(engine_ == "io_uring" ? "io_uring" : "psync");
     if (kmem_.file_present)

@@ -9,7 +9,6 @@
 
 #include <boost/process/child.hpp>
 #include <boost/process/io.hpp>
-#include <boost/process/search_path.hpp>
 #include <cerrno>
 #include <cstring>
 #include <thread>
@@ -96,7 +95,8 @@ std::string loop_backing_file(const std::string& dev_path, const std::string& sy
 Result<void> loop_detach_path(const std::string& dev_path) {
   UniqueFd d(::open(dev_path.c_str(), O_RDWR | O_CLOEXEC));
   if (!d) return errno_error("open " + dev_path);
-  if (::ioctl(d.get(), LOOP_CLR_FD, 0) != 0 && errno != ENXIO) return errno_error("LOOP_CLR_FD " + dev_path);
+  if (::ioctl(d.get(), LOOP_CLR_FD, 0) != 0 && errno != ENXIO)
+    return errno_error("LOOP_CLR_FD " + dev_path);
   return {};
 }
 
@@ -109,14 +109,20 @@ Result<void> make_sparse_file(const std::string& path, uint64_t bytes) {
 
 Result<void> make_ext4(const std::string& dev) {
   namespace bp = boost::process;
-  auto exe = bp::search_path("mkfs.ext4");
+  // bp::search_path needs the compiled Boost.Filesystem; the sbin
+  // folders are where e2fsprogs installs it.
+  std::string exe;
+  for (const char* p : {"/usr/sbin/mkfs.ext4", "/sbin/mkfs.ext4"})
+    if (fs::exists(p)) exe = p;
   if (exe.empty()) return make_error(ENOENT, "mkfs.ext4 not found (Debian package e2fsprogs)");
   std::error_code ec;
-  bp::child c(exe, "-q", "-F", dev, bp::std_out > bp::null, bp::std_err > bp::null, bp::std_in.close(), ec);
+  bp::child c(exe, "-q", "-F", dev, bp::std_out > bp::null, bp::std_err > bp::null,
+              bp::std_in.close(), ec);
   if (ec) return make_error(ec.value(), "mkfs.ext4 " + dev);
   c.wait(ec);
   if (ec) return make_error(ec.value(), "mkfs.ext4 " + dev);
-  if (c.exit_code() != 0) return make_error(EIO, "mkfs.ext4 " + dev + " exited " + std::to_string(c.exit_code()));
+  if (c.exit_code() != 0)
+    return make_error(EIO, "mkfs.ext4 " + dev + " exited " + std::to_string(c.exit_code()));
   return {};
 }
 
