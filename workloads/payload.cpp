@@ -2,7 +2,9 @@
 
 #include <fcntl.h>
 #include <netinet/in.h>
+#include <sched.h>
 #include <sys/socket.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -16,11 +18,9 @@ bool parse_payload_kind(const std::string& s, PayloadKind* out) {
   static const struct {
     const char* name;
     PayloadKind kind;
-  } kKinds[] = {{"none", PayloadKind::kNone},
-                {"write", PayloadKind::kWrite},
-                {"files", PayloadKind::kFiles},
-                {"sockets", PayloadKind::kSockets},
-                {"sleep", PayloadKind::kSleep}};
+  } kKinds[] = {{"none", PayloadKind::kNone},   {"write", PayloadKind::kWrite},
+                {"files", PayloadKind::kFiles}, {"sockets", PayloadKind::kSockets},
+                {"sleep", PayloadKind::kSleep}, {"pmtu", PayloadKind::kPmtu}};
   for (const auto& k : kKinds) {
     if (s == k.name) {
       *out = k.kind;
@@ -95,6 +95,58 @@ int open_sockets(uint32_t n) {
     // Left open: the kernel closes them at exit, as a container's do.
   }
   return 0;
+}
+
+// DF datagrams bigger than the smaller MTU on the path: the router answers
+// ICMP_FRAG_NEEDED and this namespace records a route exception
+// (net/ipv4/route.c __ip_rt_update_pmtu → update_or_create_fnhe), from
+// every CPU as net/pmtu.sh's cleanup_ipv4_exception test does, so the
+// exceptions are spread over per-CPU route caches when the namespace dies.
+int send_pmtu(const PayloadSpec& spec) {
+  long ncpu = ::sysconf(_SC_NPROCESSORS_ONLN);
+  if (ncpu < 1) ncpu = 1;
+  if (ncpu > 8) ncpu = 8;
+  pid_t kids[8];
+  static char buf[65536];
+  for (long c = 0; c < ncpu; ++c) {
+    kids[c] = ::fork();
+    if (kids[c] == 0) {
+      cpu_set_t set;
+      CPU_ZERO(&set);
+      CPU_SET(static_cast<int>(c), &set);
+      ::sched_setaffinity(0, sizeof set, &set);
+      int fd = ::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+      if (fd < 0) ::_exit(err_code());
+      int pmtu = IP_PMTUDISC_DO;
+      ::setsockopt(fd, IPPROTO_IP, IP_MTU_DISCOVER, &pmtu, sizeof pmtu);
+      sockaddr_in a{};
+      a.sin_family = AF_INET;
+      a.sin_addr.s_addr = spec.pmtu_dst;
+      a.sin_port = htons(9);
+      uint32_t size = spec.pmtu_size < sizeof buf ? spec.pmtu_size : sizeof buf;
+      if (::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) ::_exit(err_code());
+      int mtu = 0;
+      for (uint32_t i = 0; i < spec.pmtu_packets; ++i) {
+        // EMSGSIZE once the exception exists: that is the point.
+        (void)::send(fd, buf, size, 0);
+        timespec ts{0, 2'000'000};
+        ::nanosleep(&ts, nullptr);
+        socklen_t len = sizeof mtu;
+        if (::getsockopt(fd, IPPROTO_IP, IP_MTU, &mtu, &len) == 0 && mtu > 0 &&
+            static_cast<uint32_t>(mtu) < size)
+          break;
+      }
+      // The route's MTU dropped below our size: the exception exists.
+      ::_exit(mtu > 0 && static_cast<uint32_t>(mtu) < size ? 0 : kPmtuNotLearned);
+    }
+  }
+  int rc = 0;
+  for (long c = 0; c < ncpu; ++c) {
+    int st = 0;
+    if (kids[c] > 0 && ::waitpid(kids[c], &st, 0) > 0 && WIFEXITED(st) && WEXITSTATUS(st) != 0)
+      rc = WEXITSTATUS(st);
+  }
+  return rc;
 }
 
 void sleep_ms(uint32_t ms) {

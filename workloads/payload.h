@@ -14,6 +14,7 @@ enum class PayloadKind {
   kFiles,    // create `files` small files: dentries and inodes, slab-heavy
   kSockets,  // open `sockets` UDP+TCP sockets in the job's netns and bind them
   kSleep,    // stay alive hold_ms
+  kPmtu,     // DF datagrams bigger than the path MTU from every CPU: route exceptions
 };
 
 struct PayloadSpec {
@@ -21,14 +22,21 @@ struct PayloadSpec {
   uint32_t size_kib = 4;
   uint32_t files = 16;
   uint32_t sockets = 4;
-  uint32_t hold_ms = 0;  // stay alive this long after the work (all kinds)
-  bool keep = false;     // leave files behind (pins page cache: the memcg-ID leak)
+  uint32_t hold_ms = 0;       // stay alive this long after the work (all kinds)
+  bool keep = false;          // leave files behind (pins page cache: the memcg-ID leak)
+  uint32_t pmtu_dst = 0;      // IPv4 destination, network byte order
+  uint32_t pmtu_size = 1400;  // datagram size (above the path's smaller MTU)
+  uint32_t pmtu_packets = 4;  // per CPU
   bool fsync = false;
 };
 
 // Parses "none|write|files|sockets|sleep"; false for anything else.
 bool parse_payload_kind(const std::string& s, PayloadKind* out);
 const char* payload_kind_name(PayloadKind k);
+
+// Exit code of a pmtu job whose path MTU never dropped (no route
+// exception was made: the path is not set up as intended).
+inline constexpr int kPmtuNotLearned = 90;
 
 // Runs in the child. path_prefix is a per-job path (e.g. DIR/job-123): the
 // payload creates path_prefix and path_prefix.N. Returns 0 on success, an

@@ -33,7 +33,7 @@ std::vector<ParamSpec> payload_param_specs(const std::string& default_kind) {
        0,
        0,
        "what each job does",
-       {"none", "write", "files", "sockets", "sleep"}},
+       {"none", "write", "files", "sockets", "sleep", "pmtu"}},
       {"payload_size", ParamType::kSize, "4KiB", 0, 1024.0 * 1024 * 1024,
        "write: bytes written to the job's file"},
       {"payload_files", ParamType::kInt, "16", 0, 100000, "files: small files created"},

@@ -2,6 +2,8 @@
 // (optionally a bridge and addresses) and a job inside; destroyed by
 // dropping the namespace (the kernel tears the veth down in cleanup_net) or
 // by deleting the link first.
+#include <arpa/inet.h>
+
 #include <cstdio>
 #include <deque>
 #include <mutex>
@@ -16,6 +18,7 @@
 #include "harness/kernel/job.h"
 #include "harness/kernel/link.h"
 #include "harness/kernel/netns.h"
+#include "harness/util/fs.h"
 
 namespace krepro::engine {
 
@@ -29,7 +32,9 @@ class NetnsChurn final : public Actor {
     workers_ = static_cast<int>(p_.get_int("workers"));
     veth_ = p_.get_bool("veth");
     bridge_ = p_.get_bool("bridge") && veth_;
-    addresses_ = p_.get_bool("addresses") && veth_;
+    pmtu_ = p_.get_bool("pmtu") && veth_;
+    addresses_ = addresses_ || pmtu_;
+    bridge_ = bridge_ || pmtu_;
     delete_link_ = p_.get_string("teardown") == "delete-link";
     payload_ = payload_from_params(p_);
   }
@@ -58,6 +63,57 @@ class NetnsChurn final : public Actor {
         if (addresses_) KREPRO_TRY(kernel::add_address(*sock, bridge_ifindex_, "10.199.0.1/16"));
       }
     }
+    if (pmtu_) KREPRO_TRY_CTX(setup_far_side(), "pmtu path");
+    return {};
+  }
+
+  // The path net/pmtu.sh's cleanup_ipv4_exception builds: pod (MTU 1500)
+  // → hub (router, forwarding on) → far namespace over a link of MTU 1280.
+  // Pods send DF datagrams of 1400 bytes to the far side; the hub answers
+  // ICMP_FRAG_NEEDED and each pod records a route exception for it.
+  Result<void> setup_far_side() {
+    auto far = kernel::NetNamespace::create();
+    KREPRO_TRY(far);
+    far_ = std::move(*far);
+    auto sock = kernel::NlSocket::connect_in(hub_->ns());
+    KREPRO_TRY(sock);
+    auto v = kernel::VethPair::create(*sock, "krepro-far", "eth0", far_);
+    KREPRO_TRY(v);
+    KREPRO_TRY(kernel::set_mtu(*sock, v->ifindex(), 1280));
+    KREPRO_TRY(kernel::add_address(*sock, v->ifindex(), "10.201.0.1/24"));
+    KREPRO_TRY(kernel::set_link_up(*sock, "krepro-far", true));
+    v->release();  // dies with the hub and the far namespace
+    Result<void> inner;
+    auto r = kernel::run_in_netns(far_, [&] {
+      auto fs = kernel::NlSocket::connect();
+      if (!fs) {
+        inner = Unexpected(fs.error());
+        return;
+      }
+      auto idx = kernel::link_index(*fs, "eth0");
+      if (!idx) {
+        inner = Unexpected(idx.error());
+        return;
+      }
+      if (auto m = kernel::set_mtu(*fs, *idx, 1280); !m)
+        inner = Unexpected(m.error());
+      else if (auto a = kernel::add_address(*fs, *idx, "10.201.0.2/24"); !a)
+        inner = Unexpected(a.error());
+      else if (auto u = kernel::set_link_up(*fs, "eth0", true); !u)
+        inner = Unexpected(u.error());
+      else if (auto rt = kernel::add_route(*fs, "10.199.0.0/16", {"10.201.0.1", 0}); !rt)
+        inner = Unexpected(rt.error());
+    });
+    KREPRO_TRY(r);
+    KREPRO_TRY(inner);
+    // net.ipv4.ip_forward is per namespace; /proc/sys/net resolves the
+    // namespace of the opening task (net/sysctl_net.c net_ctl_header_lookup).
+    Result<void> fwd;
+    KREPRO_TRY(kernel::run_in_netns(
+        hub_->ns(), [&] { fwd = fs::write_file("/proc/sys/net/ipv4/ip_forward", "1"); }));
+    KREPRO_TRY(fwd);
+    payload_.kind = workloads::PayloadKind::kPmtu;
+    payload_.pmtu_dst = htonl((10u << 24) | (201u << 16) | 2u);
     return {};
   }
 
@@ -214,6 +270,10 @@ class NetnsChurn final : public Actor {
       if (!a) note_error(ctx, st, "veth_addr", a.error());
       auto u = kernel::set_link_up(*sock, "eth0", true);
       if (!u) note_error(ctx, st, "veth_up", u.error());
+      if (pmtu_) {
+        auto rt = kernel::add_route(*sock, "default", {"10.199.0.1", 0});
+        if (!rt) note_error(ctx, st, "veth_route", rt.error());
+      }
     });
     if (!r) note_error(ctx, st, "veth_addr", r.error());
     st.h("veth_configure").record(mono_ns() - t0);
@@ -304,7 +364,8 @@ class NetnsChurn final : public Actor {
   uint64_t count_ = 0;
   int64_t alive_ = 0;
   int workers_ = 1;
-  bool veth_ = true, bridge_ = false, addresses_ = false, delete_link_ = false;
+  bool veth_ = true, bridge_ = false, addresses_ = false, delete_link_ = false, pmtu_ = false;
+  kernel::NetNamespace far_;
   workloads::PayloadSpec payload_;
   Hub* hub_ = nullptr;
   int bridge_ifindex_ = 0;
@@ -331,6 +392,10 @@ ActorType netns_churn_type() {
       {"bridge", ParamType::kBool, "false", 0, 0, "enslave hub-side ends to a bridge"});
   t.params.push_back(
       {"addresses", ParamType::kBool, "false", 0, 0, "IPv4 address on eth0 in each pod"});
+  t.params.push_back(
+      {"pmtu", ParamType::kBool, "false", 0, 0,
+       "route exceptions as net/pmtu.sh makes them: DF traffic from every CPU to a far "
+       "namespace behind a 1280-MTU link (implies bridge and addresses)"});
   t.params.push_back({"teardown",
                       ParamType::kEnum,
                       "drop-ns",

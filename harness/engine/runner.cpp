@@ -75,6 +75,47 @@ std::string fmt_line(const char* f, ...) {
   return buf;
 }
 
+// Each finding gets its time window and the stalls and churn errors
+// nearest to it (within 10 s), read back from the timeline, so a report can
+// show cause and symptom together.
+void attach_context(nlohmann::json& findings, const std::string& events_path) {
+  std::vector<nlohmann::json> nearby;
+  if (FILE* f = std::fopen(events_path.c_str(), "re")) {
+    char* line = nullptr;
+    size_t cap = 0;
+    while (getline(&line, &cap, f) > 0) {
+      if (!std::strstr(line, "\"type\":\"stall\"") &&
+          !std::strstr(line, "\"type\":\"churn_error\""))
+        continue;
+      auto j = nlohmann::json::parse(line, nullptr, false);
+      if (!j.is_discarded()) nearby.push_back(std::move(j));
+    }
+    std::free(line);
+    std::fclose(f);
+  }
+  for (auto& f : findings) {
+    if (!f.contains("first_seen_s") || !f["first_seen_s"].is_number()) continue;
+    double first = f["first_seen_s"].get<double>();
+    double last = f.contains("last_seen_s") && f["last_seen_s"].is_number()
+                      ? f["last_seen_s"].get<double>()
+                      : first;
+    f["window"] = {{"first_s", first}, {"last_s", last}};
+    std::vector<std::pair<double, const nlohmann::json*>> close;
+    for (const auto& e : nearby) {
+      double t = e.value("t", 0.0);
+      double d = t < first ? first - t : t > last ? t - last : 0;
+      if (d <= 10) close.emplace_back(d, &e);
+    }
+    std::sort(close.begin(), close.end(), [](auto& a, auto& b) { return a.first < b.first; });
+    nlohmann::json stalls = nlohmann::json::array(), errs = nlohmann::json::array();
+    for (auto& [d, e] : close) {
+      auto& dst = (*e)["type"] == "stall" ? stalls : errs;
+      if (dst.size() < 3) dst.push_back(*e);
+    }
+    f["nearby"] = {{"stalls", stalls}, {"churn_errors", errs}};
+  }
+}
+
 std::string verdict_of(const std::vector<nlohmann::json>& findings) {
   bool suspect = false;
   for (const auto& f : findings) {
@@ -480,6 +521,7 @@ RunOutcome run_scenario(const CompiledScenario& sc, const RunOptions& opts,
     for (auto& [ph, w] : phase_workload) S["workload"][ph] = w;
   }
   for (auto& f : stats.findings) S["findings"].push_back(f);
+  attach_context(S["findings"], opts.out_dir + "/events.jsonl");
   (void)fs::write_file(opts.out_dir + "/latency/series.json", series.dump() + "\n", true);
   (void)fs::write_file(opts.out_dir + "/latency/churn.json", churn_lat.dump(2) + "\n", true);
 
