@@ -124,14 +124,16 @@ class Actor {
   // True when the actor has a count and reached it (a phase without a
   // duration ends when all such actors are done).
   virtual bool bounded() const { return false; }
-  const Progress& progress() const { return progress_; }
+  const Progress& progress() const { return *progress_; }
   // The progress kind for the status line ("cgroups", "netns", "io").
   virtual std::string kind() const = 0;
 
  protected:
   explicit Actor(std::string name) : name_(std::move(name)) {}
   std::string name_;
-  Progress progress_;
+  // Shared so that callbacks which can outlive the actor (a namespace freed
+  // after its phase ended) still have somewhere to count.
+  std::shared_ptr<Progress> progress_ = std::make_shared<Progress>();
 };
 
 }  // namespace krepro::engine

@@ -130,8 +130,8 @@ class CgroupChurn final : public Actor {
       e.job = std::move(*job);
     }
     ++st.created;
-    progress_.created.fetch_add(1, std::memory_order_relaxed);
-    progress_.add_alive();
+    progress_->created.fetch_add(1, std::memory_order_relaxed);
+    progress_->add_alive();
     alive.push_back(std::move(e));
     return true;
   }
@@ -144,7 +144,7 @@ class CgroupChurn final : public Actor {
       st.h("job_wait").record(mono_ns() - t0);
       if (code && *code != 0) {
         ++st.errors["job:exit" + std::to_string(*code)];
-        progress_.errors.fetch_add(1, std::memory_order_relaxed);
+        progress_->errors.fetch_add(1, std::memory_order_relaxed);
       }
     }
     if (!payload_.keep) workloads::remove_payload_files(payload_, e.files);
@@ -157,7 +157,7 @@ class CgroupChurn final : public Actor {
       if (r) {
         st.h("rmdir").record(mono_ns() - t0);
         ++st.destroyed;
-        progress_.destroyed.fetch_add(1, std::memory_order_relaxed);
+        progress_->destroyed.fetch_add(1, std::memory_order_relaxed);
         break;
       }
       note_error(ctx, st, "rmdir", r.error());
@@ -168,7 +168,7 @@ class CgroupChurn final : public Actor {
       }
       std::this_thread::sleep_for(std::chrono::milliseconds(5));
     }
-    progress_.alive.fetch_sub(1, std::memory_order_relaxed);
+    progress_->alive.fetch_sub(1, std::memory_order_relaxed);
   }
 
   void worker(RunContext& ctx, int64_t deadline_ns, int w) {
@@ -197,7 +197,7 @@ class CgroupChurn final : public Actor {
 
   void note_error(RunContext& ctx, WorkerStats& st, const std::string& op, const Error& e) {
     st.error(op, e.err());
-    uint64_t n = progress_.errors.fetch_add(1, std::memory_order_relaxed);
+    uint64_t n = progress_->errors.fetch_add(1, std::memory_order_relaxed);
     // The first errors of a run go to the timeline; then one in 1000.
     if (n < 20 || n % 1000 == 0) {
       ctx.events->emit("churn_error", {{"actor", name_},
@@ -205,7 +205,7 @@ class CgroupChurn final : public Actor {
                                        {"op", op},
                                        {"errno", errno_name(e.err())},
                                        {"message", e.message()},
-                                       {"alive", progress_.alive.load()},
+                                       {"alive", progress_->alive.load()},
                                        {"nth", n + 1}});
     }
   }

@@ -142,10 +142,10 @@ class NetnsChurn final : public Actor {
         s.merge_latency(is_veth ? "veth." + op.substr(5) : "netns." + op, h);
       }
     }
-    std::lock_guard<std::mutex> lk(teardown_mu_);
-    s.merge_latency("netns.teardown", teardown_);
+    std::lock_guard<std::mutex> lk(teardown_->mu);
+    s.merge_latency("netns.teardown", teardown_->hist);
     // Dropped namespaces whose hub-side veth the kernel deleted.
-    ve.destroyed += teardown_.count();
+    ve.destroyed += teardown_->hist.count();
     s.use_feature("netns");
     if (veth_) s.use_feature("veth");
     if (slow_deletes_ > 0) {
@@ -185,7 +185,7 @@ class NetnsChurn final : public Actor {
 
   void note_error(RunContext& ctx, WorkerStats& st, const std::string& op, const Error& e) {
     st.error(op, e.err());
-    uint64_t n = progress_.errors.fetch_add(1, std::memory_order_relaxed);
+    uint64_t n = progress_->errors.fetch_add(1, std::memory_order_relaxed);
     if (n < 20 || n % 1000 == 0) {
       ctx.events->emit("churn_error", {{"actor", name_},
                                        {"kind", "netns"},
@@ -209,7 +209,7 @@ class NetnsChurn final : public Actor {
     st.h("create").record(t1 - t0);
     pod.ns = std::move(*ns);
     ++st.created;
-    progress_.created.fetch_add(1, std::memory_order_relaxed);
+    progress_->created.fetch_add(1, std::memory_order_relaxed);
     if (veth_ && hub_sock) {
       // Hub-side names must fit IFNAMSIZ (15): they live only in the run's
       // own hub namespace, so the run id is not needed to tell them apart.
@@ -244,7 +244,7 @@ class NetnsChurn final : public Actor {
       note_error(ctx, st, "fork", job.error());
     else
       pod.job = std::move(*job);
-    progress_.add_alive();
+    progress_->add_alive();
     pods.push_back(std::move(pod));
     return true;
   }
@@ -298,7 +298,7 @@ class NetnsChurn final : public Actor {
       // net/pmtu.sh treats a delete slower than a second as a sign of a
       // leaked reference (the cleanup_ipv4_exception test).
       if (d > link_deadline_ns_) {
-        std::lock_guard<std::mutex> lk(teardown_mu_);
+        std::lock_guard<std::mutex> lk(slow_mu_);
         if (slow_deletes_++ < 20)
           ctx.events->emit("slow_link_delete",
                            {{"actor", name_}, {"ms", d / 1e6}, {"link", pod.veth.name()}});
@@ -308,19 +308,19 @@ class NetnsChurn final : public Actor {
       // Teardown by dropping the namespace: watch the hub-side end.
       int ifindex = pod.veth.ifindex();
       pod.veth.release();
-      progress_.pending.fetch_add(1, std::memory_order_relaxed);
-      hub_->watch(ifindex, mono_ns(), [this](int64_t lag) {
-        progress_.pending.fetch_sub(1, std::memory_order_relaxed);
-        std::lock_guard<std::mutex> lk(teardown_mu_);
-        teardown_.record(static_cast<uint64_t>(std::max<int64_t>(lag, 0)));
+      progress_->pending.fetch_add(1, std::memory_order_relaxed);
+      hub_->watch(ifindex, mono_ns(), [prog = progress_, td = teardown_](int64_t lag) {
+        prog->pending.fetch_sub(1, std::memory_order_relaxed);
+        std::lock_guard<std::mutex> lk(td->mu);
+        td->hist.record(static_cast<uint64_t>(std::max<int64_t>(lag, 0)));
       });
     }
     int64_t t1 = mono_ns();
     pod.ns.reset();  // last fd: the kernel queues the namespace for cleanup_net
     st.h("drop").record(mono_ns() - t1);
     ++st.destroyed;
-    progress_.destroyed.fetch_add(1, std::memory_order_relaxed);
-    progress_.alive.fetch_sub(1, std::memory_order_relaxed);
+    progress_->destroyed.fetch_add(1, std::memory_order_relaxed);
+    progress_->alive.fetch_sub(1, std::memory_order_relaxed);
   }
 
   void worker(RunContext& ctx, int64_t deadline_ns, int w) {
@@ -372,8 +372,14 @@ class NetnsChurn final : public Actor {
   int64_t link_deadline_ns_ = 1'000'000'000;
   std::atomic<uint64_t> issued_{0}, seq_{0};
   static inline std::atomic<int> bridge_seq_{0};
-  std::mutex teardown_mu_;
-  Histogram teardown_;
+  // Teardown lags, recorded by hub callbacks that may run after this actor
+  // is gone (a namespace freed late): shared with them.
+  struct Teardown {
+    std::mutex mu;
+    Histogram hist;
+  };
+  std::shared_ptr<Teardown> teardown_ = std::make_shared<Teardown>();
+  std::mutex slow_mu_;
   uint64_t slow_deletes_ = 0;
   std::vector<WorkerStats> stats_;
 };

@@ -108,14 +108,14 @@ class TikvWrite final : public Actor {
                                     {"engine", engine_},
                                     {"engine_reason", hello.value("engine_reason", "")},
                                     {"cgroup", cg_.path()}});
-      progress_.add_alive();
+      progress_->add_alive();
       while (ctx.phase_running()) std::this_thread::sleep_for(std::chrono::milliseconds(20));
     }
     in.reset();  // EOF: the worker stops its streams and reports
     std::string line = read_line();
     std::fclose(f);
     auto code = job->wait();
-    progress_.alive.store(0);
+    progress_->alive.store(0);
     auto res = nlohmann::json::parse(line, nullptr, false);
     if (res.is_discarded()) {
       if (error_.empty())
