@@ -4,6 +4,7 @@
 #include <iostream>
 
 #include "harness/app/commands.h"
+#include "harness/app/vm_cmd.h"
 #include "harness/engine/io_worker.h"
 
 int main(int argc, char** argv) {
@@ -52,6 +53,9 @@ int main(int argc, char** argv) {
   compare->add_option("run_b", cmp_b, "run folder, or a folder of run folders")->required();
   compare->add_flag("--json", cmp_json, "machine-readable");
 
+  VmArgs va;
+  auto* vm = add_vm_subcommand(app, va);
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -68,6 +72,7 @@ int main(int argc, char** argv) {
   if (*cleanup) return cmd_cleanup(cleanup_json);
   if (*scan) return cmd_scan(scan_path, scan_json);
   if (*report) return cmd_report(report_dir, report_formats);
+  if (*vm) return vm_main(va);
   if (*compare) return cmd_compare(cmp_a, cmp_b, cmp_json);
   return 2;
 }

@@ -7,6 +7,7 @@
 #include <set>
 #include <thread>
 
+#include "harness/detect/io_trace.h"
 #include "harness/detect/jitter.h"
 #include "harness/detect/signatures.h"
 #include "harness/engine/hub.h"
@@ -484,6 +485,7 @@ std::vector<std::unique_ptr<engine::RunObserver>> make_builtin_detectors(const W
   v.push_back(make_dstate_detector(p));
   v.push_back(make_netns_detector());
   v.push_back(make_memcg_detector(p));
+  append_io_trace_observer(v);          // before jitter: it attributes the stalls
   v.push_back(make_jitter_detector());  // last: reads the others' results
   return v;
 }

@@ -1,0 +1,124 @@
+#include "harness/vm/initramfs.h"
+
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <fstream>
+
+#include "harness/vm/vm_runner.h"
+
+namespace krepro::vm {
+namespace {
+
+TEST(Ldd, ParsesLibrariesAndLoader) {
+  const char* out =
+      "\tlinux-vdso.so.1 (0x00007ffd)\n"
+      "\tlibfmt.so.9 => /lib/x86_64-linux-gnu/libfmt.so.9 (0x00007f2a)\n"
+      "\tlibc.so.6 => /lib/x86_64-linux-gnu/libc.so.6 (0x00007f2b)\n"
+      "\t/lib64/ld-linux-x86-64.so.2 (0x00007f2c)\n";
+  std::vector<std::string> want = {"/lib/x86_64-linux-gnu/libfmt.so.9",
+                                   "/lib/x86_64-linux-gnu/libc.so.6",
+                                   "/lib64/ld-linux-x86-64.so.2"};
+  EXPECT_EQ(parse_ldd(out), want);
+  EXPECT_TRUE(parse_ldd("\tnot a dynamic executable\n").empty());
+}
+
+TEST(InitScript, MountOrderAndModules) {
+  std::string s =
+      make_init_script({"/lib/modules/v/kernel/a.ko", "/lib/modules/v/kernel/b.ko"}, true);
+  auto at = [&](const std::string& needle) {
+    auto p = s.find(needle);
+    EXPECT_NE(p, std::string::npos) << needle;
+    return p;
+  };
+  // KERNEL-NOTES: cgroup2 first, release memory, then v1 memory.
+  EXPECT_LT(at("mount -t cgroup2"), at("echo -memory"));
+  EXPECT_LT(at("echo -memory"), at("mount -t cgroup -o memory"));
+  EXPECT_LT(at("insmod /lib/modules/v/kernel/a.ko"), at("insmod /lib/modules/v/kernel/b.ko"));
+  EXPECT_LT(at("insmod /lib/modules/v/kernel/b.ko"), at("/usr/bin/krepro check"));
+  EXPECT_LT(at("mount -t ext4 /dev/vda"), at("--tee-events"));
+  at("mount -t tracefs");
+  at("mount -t debugfs");
+  at("mount -t configfs");
+  at("poweroff -f");
+  EXPECT_EQ(make_init_script({}, false).find("/dev/vda"), std::string::npos);
+}
+
+TEST(ArgsArchive, OneArgumentPerLine) {
+  auto e = parse_cpio(args_archive({"run", "smoke", "--set", "a b=1"}));
+  ASSERT_TRUE(e);
+  ASSERT_EQ(e->size(), 3u);  // etc, etc/krepro, the file
+  EXPECT_EQ(e->back().path, "etc/krepro/args");
+  EXPECT_EQ(e->back().data, "run\nsmoke\n--set\na b=1\n");
+}
+
+TEST(Base64, Decodes) {
+  std::string out;
+  ASSERT_TRUE(base64_decode("aGVsbG8g\nd29ybGQ=\n", &out));
+  EXPECT_EQ(out, "hello world");
+  out.clear();
+  EXPECT_FALSE(base64_decode("a*b", &out));
+}
+
+TEST(Durations, Parse) {
+  EXPECT_DOUBLE_EQ(parse_duration_s("120"), 120);
+  EXPECT_DOUBLE_EQ(parse_duration_s("2m"), 120);
+  EXPECT_DOUBLE_EQ(parse_duration_s("500ms"), 0.5);
+  EXPECT_LT(parse_duration_s("abc"), 0);
+  EXPECT_LT(parse_duration_s("5x"), 0);
+}
+
+TEST(ExitStatus, MatchesRun) {
+  EXPECT_EQ(exit_status("not_reproduced", false), 0);
+  EXPECT_EQ(exit_status("reproduced", false), 1);
+  EXPECT_EQ(exit_status("skipped", false), 4);
+  EXPECT_EQ(exit_status("inconclusive", false), 3);
+  EXPECT_EQ(exit_status("error", false), 3);
+  EXPECT_EQ(exit_status("reproduced", true), 1);
+  EXPECT_EQ(exit_status("skipped", true), 125);
+  EXPECT_EQ(exit_status("inconclusive", true), 125);
+}
+
+TEST(BuildImage, CachedByContent) {
+  auto dir = std::filesystem::temp_directory_path() / ("krepro-img-" + std::to_string(::getpid()));
+  std::filesystem::create_directories(dir / "scen");
+  std::ofstream(dir / "scen/x.yaml") << "name: x\n";
+  if (!std::filesystem::exists("/bin/busybox")) GTEST_SKIP() << "no /bin/busybox";
+  ImageSpec spec;
+  spec.krepro_binary = "/proc/self/exe";
+  spec.scenarios_dir = (dir / "scen").string();
+  spec.cache_dir = (dir / "cache").string();
+  auto a = build_image(spec);
+  ASSERT_TRUE(a) << a.error().message();
+  EXPECT_FALSE(a->from_cache);
+  auto b = build_image(spec);
+  ASSERT_TRUE(b);
+  EXPECT_TRUE(b->from_cache);
+  EXPECT_EQ(a->path, b->path);
+  std::ofstream(dir / "scen/x.yaml") << "name: y\n";  // content change → new image
+  auto c = build_image(spec);
+  ASSERT_TRUE(c);
+  EXPECT_FALSE(c->from_cache);
+  EXPECT_NE(c->hash, a->hash);
+  // Padded so that an appended archive starts aligned (init/initramfs.c).
+  EXPECT_EQ(std::filesystem::file_size(c->path) % 512, 0u);
+  // The image holds init, busybox links, the binary and its libraries.
+  std::string cmd = "gzip -dc " + c->path + " > " + (dir / "x.cpio").string();
+  ASSERT_EQ(std::system(cmd.c_str()), 0);
+  std::ifstream f(dir / "x.cpio", std::ios::binary);
+  std::string raw((std::istreambuf_iterator<char>(f)), {});
+  auto e = parse_cpio(raw);
+  ASSERT_TRUE(e);
+  std::set<std::string> paths;
+  for (const auto& x : *e) paths.insert(x.path);
+  EXPECT_TRUE(paths.count("init"));
+  EXPECT_TRUE(paths.count("bin/sh"));
+  EXPECT_TRUE(paths.count("usr/bin/krepro"));
+  EXPECT_TRUE(paths.count("usr/share/krepro/scenarios/x.yaml"));
+  EXPECT_TRUE(paths.count("lib64/ld-linux-x86-64.so.2"));
+  EXPECT_TRUE(paths.count("dev/console"));
+  std::filesystem::remove_all(dir);
+}
+
+}  // namespace
+}  // namespace krepro::vm
