@@ -160,10 +160,14 @@ int compare_main(const std::vector<std::string>& side_a, const std::vector<std::
     const OpValues& b = it->second;
     const std::vector<double>*xa, *xb;
     std::string basis;
-    if (!a.intervals.empty() && !b.intervals.empty()) {
-      xa = &a.intervals, xb = &b.intervals, basis = "interval_p99";
-    } else if (a.p99.size() >= kMinRunsForPerRun && b.p99.size() >= kMinRunsForPerRun) {
+    // Repeated runs are the independent samples patch validation wants;
+    // per-second intervals of one run are autocorrelated (and a periodic
+    // disturbance hides among undisturbed seconds), so they are the basis
+    // only when there are too few runs.
+    if (a.p99.size() >= kMinRunsForPerRun && b.p99.size() >= kMinRunsForPerRun) {
       xa = &a.p99, xb = &b.p99, basis = "run_p99";
+    } else if (!a.intervals.empty() && !b.intervals.empty()) {
+      xa = &a.intervals, xb = &b.intervals, basis = "interval_p99";
     } else {
       // One or two runs a side: the percentile ladders stand in for the
       // distributions (quantiles, not independent samples: indicative).
