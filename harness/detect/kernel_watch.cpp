@@ -378,7 +378,25 @@ class MemcgDetector final : public engine::RunObserver {
     return {};
   }
 
+  // net_namespace objects in use, from /proc/slabinfo (root-only, and
+  // absent when the cache is merged): -1 when unreadable.
+  int64_t netns_objects() const {
+    auto t = fs::read_file(paths_.proc + "/slabinfo");
+    if (!t) return -1;
+    for (const auto& line : fs::split(*t, '\n')) {
+      if (line.rfind("net_namespace ", 0) != 0) continue;
+      auto f = fs::split(line, ' ');
+      return f.size() > 1 ? std::strtoll(f[1].c_str(), nullptr, 10) : -1;
+    }
+    return -1;
+  }
+
   void sample(engine::RunContext& ctx, int64_t now) override {
+    int64_t n = netns_objects();
+    if (n >= 0) {
+      if (netns_objs0_ < 0) netns_objs0_ = n;
+      peak_netns_objs_ = std::max(peak_netns_objs_, n);
+    }
     auto d = measure(ctx);
     if (!d) return;
     peak_dying_ = std::max(peak_dying_, d->dying);
@@ -405,6 +423,17 @@ class MemcgDetector final : public engine::RunObserver {
     if (d && d->dying <= at_end / 10) t_90 = (mono_ns() - t0) / 1e9;
     if (t_half.is_null() && !t_90.is_null()) t_half = t_90;
     int64_t after = d ? d->dying : 0;
+    // cgroup2 counts its dying descendants exactly (kernel/cgroup/cgroup.c
+    // cgroup_stat_show); net_namespace objects from slabinfo where readable.
+    if (ctx.cg_version == kernel::CgroupVersion::kV2) {
+      std::lock_guard<std::mutex> lk(ctx.mu);
+      for (auto& [v, cg] : ctx.run_cgroups)
+        if (auto st = cg.read_stat("cgroup.stat"); st && st->count("nr_dying_descendants"))
+          summary["leaks"]["v2_nr_dying_descendants"] = (*st)["nr_dying_descendants"];
+    }
+    if (peak_netns_objs_ >= 0)
+      summary["leaks"]["net_namespace_objects"] = {{"start", netns_objs0_},
+                                                   {"peak", peak_netns_objs_}};
     summary["leaks"]["dying_memcgs"] = {
         {"peak", peak_dying_},
         {"at_churn_end", at_end},
@@ -461,6 +490,7 @@ class MemcgDetector final : public engine::RunObserver {
   WatchPaths paths_;
   uint64_t baseline_ = 0;
   int64_t peak_dying_ = 0, peak_live_ = 0;
+  int64_t netns_objs0_ = -1, peak_netns_objs_ = -1;
   Counts last_;
 };
 
