@@ -147,9 +147,13 @@ void io_series(const RunData& run, PlotPanel& p99, PlotSeries& stalls) {
     double offset = 0;  // recorder seconds -> run seconds
     if (e.contains("start_ns") && e["start_ns"].is_number())
       offset = run_time_of_mono(run, e["start_ns"].get<int64_t>()).value_or(0);
-    for (size_t i = 0; i < iv["second"].size() && i < iv["p99_ns"].size(); ++i)
+    bool counts = iv.contains("count") && iv["count"].is_array();
+    for (size_t i = 0; i < iv["second"].size() && i < iv["p99_ns"].size(); ++i) {
+      // A second without ops has no p99: leave a gap, not a dip to zero.
+      if (counts && i < iv["count"].size() && iv["count"][i].get<double>() <= 0) continue;
       s.points.emplace_back(offset + iv["second"][i].get<double>() + 0.5,
                             iv["p99_ns"][i].get<double>() / 1e6);
+    }
     p99.series.push_back(std::move(s));
   }
   // Stalls: {"stalls":{"events":[{"op","start_ns","duration_ns"}]}} anywhere
