@@ -18,19 +18,13 @@ namespace krepro::engine {
 
 namespace {
 
-class CgroupChurn final : public Actor {
+class CgroupChurn final : public ChurnActor {
  public:
-  explicit CgroupChurn(const CompiledActor& c) : Actor(c.name), p_(c.params) {
-    count_ = static_cast<uint64_t>(p_.get_int("count"));
-    alive_ = p_.get_int("alive");
-    workers_ = static_cast<int>(p_.get_int("workers"));
+  explicit CgroupChurn(const CompiledActor& c) : ChurnActor(c.name, c.params, "cgroups") {
     kmem_ = p_.get_bool("kmem");
     payload_ = payload_from_params(p_);
     memory_limit_ = p_.get_int("memory_limit");
   }
-
-  std::string kind() const override { return "cgroups"; }
-  bool bounded() const override { return count_ > 0; }
 
   Result<void> prepare(RunContext& ctx) override {
     version_ = ctx.cg_version;
@@ -40,15 +34,6 @@ class CgroupChurn final : public Actor {
     prefix_ = ctx.prefix + "-" + name_ + "-";
     scratch_ = ctx.scratch_dir;
     return {};
-  }
-
-  void run(RunContext& ctx, int64_t deadline_ns) override {
-    std::vector<std::thread> threads;
-    stats_.resize(workers_);
-    for (int w = 0; w < workers_; ++w) {
-      threads.emplace_back([this, &ctx, deadline_ns, w] { worker(ctx, deadline_ns, w); });
-    }
-    for (auto& t : threads) t.join();
   }
 
   void contribute(RunStats& s) override {
@@ -72,16 +57,8 @@ class CgroupChurn final : public Actor {
     std::string files;
   };
 
-  bool want_more() {
-    if (count_ == 0) return true;
-    uint64_t n = issued_.fetch_add(1);
-    if (n < count_) return true;
-    issued_.fetch_sub(1);
-    return false;
-  }
-
   bool create_one(RunContext& ctx, WorkerStats& st, std::deque<Entry>& alive) {
-    uint64_t seq = seq_.fetch_add(1);
+    uint64_t seq = next_seq();
     std::string name = prefix_ + std::to_string(seq);
     int64_t t0 = mono_ns();
     auto cg = kernel::Cgroup::create(parent_, name, version_);
@@ -171,10 +148,10 @@ class CgroupChurn final : public Actor {
     progress_->alive.fetch_sub(1, std::memory_order_relaxed);
   }
 
-  void worker(RunContext& ctx, int64_t deadline_ns, int w) {
+  void worker(RunContext& ctx, int w) override {
     WorkerStats& st = stats_[w];
     std::deque<Entry> alive;
-    int64_t target = std::max<int64_t>(1, alive_ / workers_ + (w < alive_ % workers_ ? 1 : 0));
+    int64_t target = alive_target(w);
     Pacer pacer(p_.get_double("rate"), workers_, mono_ns());
     while (ctx.phase_running()) {
       if (static_cast<int64_t>(alive.size()) >= target) {
@@ -195,34 +172,13 @@ class CgroupChurn final : public Actor {
     }
   }
 
-  void note_error(RunContext& ctx, WorkerStats& st, const std::string& op, const Error& e) {
-    st.error(op, e.err());
-    uint64_t n = progress_->errors.fetch_add(1, std::memory_order_relaxed);
-    // The first errors of a run go to the timeline; then one in 1000.
-    if (n < 20 || n % 1000 == 0) {
-      ctx.events->emit("churn_error", {{"actor", name_},
-                                       {"kind", "cgroups"},
-                                       {"op", op},
-                                       {"errno", errno_name(e.err())},
-                                       {"message", e.message()},
-                                       {"alive", progress_->alive.load()},
-                                       {"nth", n + 1}});
-    }
-  }
-
-  Params p_;
-  uint64_t count_ = 0;
-  int64_t alive_ = 0;
-  int workers_ = 1;
   bool kmem_ = true;
   int64_t memory_limit_ = 0;
   workloads::PayloadSpec payload_;
   kernel::CgroupVersion version_ = kernel::CgroupVersion::kV1;
   std::string parent_, prefix_, scratch_;
-  std::atomic<uint64_t> issued_{0}, seq_{0};
   std::atomic<bool> kmem_seen_{false};
   bool kmem_enforced_ = false;
-  std::vector<WorkerStats> stats_;
 };
 
 }  // namespace

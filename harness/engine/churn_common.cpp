@@ -1,6 +1,49 @@
 #include "harness/engine/churn_common.h"
 
+#include "harness/engine/timeline.h"
+
 namespace krepro::engine {
+
+ChurnActor::ChurnActor(std::string name, const Params& p, std::string kind)
+    : Actor(std::move(name)), p_(p), kind_(std::move(kind)) {
+  count_ = static_cast<uint64_t>(p_.get_int("count"));
+  alive_ = p_.get_int("alive");
+  workers_ = static_cast<int>(p_.get_int("workers"));
+}
+
+void ChurnActor::run(RunContext& ctx, int64_t) {
+  std::vector<std::thread> threads;
+  stats_.resize(workers_);
+  for (int w = 0; w < workers_; ++w) threads.emplace_back([this, &ctx, w] { worker(ctx, w); });
+  for (auto& t : threads) t.join();
+}
+
+bool ChurnActor::want_more() {
+  if (count_ == 0) return true;
+  uint64_t n = issued_.fetch_add(1);
+  if (n < count_) return true;
+  issued_.fetch_sub(1);
+  return false;
+}
+
+int64_t ChurnActor::alive_target(int w) const {
+  return std::max<int64_t>(1, alive_ / workers_ + (w < alive_ % workers_ ? 1 : 0));
+}
+
+void ChurnActor::note_error(RunContext& ctx, WorkerStats& st, const std::string& op,
+                            const Error& e) {
+  st.error(op, e.err());
+  uint64_t n = progress_->errors.fetch_add(1, std::memory_order_relaxed);
+  if (n < 20 || n % 1000 == 0) {
+    ctx.events->emit("churn_error", {{"actor", name_},
+                                     {"kind", kind_},
+                                     {"op", op},
+                                     {"errno", errno_name(e.err())},
+                                     {"message", e.message()},
+                                     {"alive", progress_->alive.load()},
+                                     {"nth", n + 1}});
+  }
+}
 
 std::vector<ParamSpec> churn_param_specs(int64_t default_alive) {
   return {

@@ -9,6 +9,7 @@
 #include <thread>
 #include <vector>
 
+#include "harness/engine/actor.h"
 #include "harness/engine/params.h"
 #include "harness/util/clock.h"
 #include "harness/util/errno_name.h"
@@ -55,5 +56,36 @@ workloads::PayloadSpec payload_from_params(const Params& p);
 
 // Common count/alive/rate/workers parameters.
 std::vector<ParamSpec> churn_param_specs(int64_t default_alive);
+
+// What both churners share: the count/alive/workers bookkeeping, worker
+// threads with their own stats, and churn errors counted by errno with the
+// first ones (then one in 1000) on the timeline.
+class ChurnActor : public Actor {
+ public:
+  ChurnActor(std::string name, const Params& p, std::string kind);
+  std::string kind() const override { return kind_; }
+  bool bounded() const override { return count_ > 0; }
+  // Runs worker(ctx, w) on `workers` threads.
+  void run(RunContext& ctx, int64_t deadline_ns) override;
+
+ protected:
+  virtual void worker(RunContext& ctx, int w) = 0;
+  // Claims one more cycle; false once `count` cycles were issued.
+  bool want_more();
+  // This worker's share of `alive`.
+  int64_t alive_target(int w) const;
+  void note_error(RunContext& ctx, WorkerStats& st, const std::string& op, const Error& e);
+  uint64_t next_seq() { return seq_.fetch_add(1); }
+
+  Params p_;
+  uint64_t count_ = 0;
+  int64_t alive_ = 0;
+  int workers_ = 1;
+  std::vector<WorkerStats> stats_;
+
+ private:
+  std::string kind_;
+  std::atomic<uint64_t> issued_{0}, seq_{0};
+};
 
 }  // namespace krepro::engine

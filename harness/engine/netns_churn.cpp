@@ -24,12 +24,9 @@ namespace krepro::engine {
 
 namespace {
 
-class NetnsChurn final : public Actor {
+class NetnsChurn final : public ChurnActor {
  public:
-  explicit NetnsChurn(const CompiledActor& c) : Actor(c.name), p_(c.params) {
-    count_ = static_cast<uint64_t>(p_.get_int("count"));
-    alive_ = p_.get_int("alive");
-    workers_ = static_cast<int>(p_.get_int("workers"));
+  explicit NetnsChurn(const CompiledActor& c) : ChurnActor(c.name, c.params, "netns") {
     veth_ = p_.get_bool("veth");
     bridge_ = p_.get_bool("bridge") && veth_;
     pmtu_ = p_.get_bool("pmtu") && veth_;
@@ -38,9 +35,6 @@ class NetnsChurn final : public Actor {
     delete_link_ = p_.get_string("teardown") == "delete-link";
     payload_ = payload_from_params(p_);
   }
-
-  std::string kind() const override { return "netns"; }
-  bool bounded() const override { return count_ > 0; }
 
   Result<void> prepare(RunContext& ctx) override {
     link_deadline_ns_ = ctx.options->get_int("link_delete_deadline");
@@ -117,14 +111,6 @@ class NetnsChurn final : public Actor {
     return {};
   }
 
-  void run(RunContext& ctx, int64_t deadline_ns) override {
-    std::vector<std::thread> threads;
-    stats_.resize(workers_);
-    for (int w = 0; w < workers_; ++w)
-      threads.emplace_back([this, &ctx, deadline_ns, w] { worker(ctx, deadline_ns, w); });
-    for (auto& t : threads) t.join();
-  }
-
   void contribute(RunStats& s) override {
     auto& ns = s.churn["netns"];
     auto& ve = s.churn["veth"];
@@ -173,27 +159,6 @@ class NetnsChurn final : public Actor {
     // Explicit deletes are counted per worker; teardown-freed ones once.
     auto it = w.lat.find("veth_delete");
     return it == w.lat.end() ? 0 : it->second.count();
-  }
-
-  bool want_more() {
-    if (count_ == 0) return true;
-    uint64_t n = issued_.fetch_add(1);
-    if (n < count_) return true;
-    issued_.fetch_sub(1);
-    return false;
-  }
-
-  void note_error(RunContext& ctx, WorkerStats& st, const std::string& op, const Error& e) {
-    st.error(op, e.err());
-    uint64_t n = progress_->errors.fetch_add(1, std::memory_order_relaxed);
-    if (n < 20 || n % 1000 == 0) {
-      ctx.events->emit("churn_error", {{"actor", name_},
-                                       {"kind", "netns"},
-                                       {"op", op},
-                                       {"errno", errno_name(e.err())},
-                                       {"message", e.message()},
-                                       {"nth", n + 1}});
-    }
   }
 
   bool create_one(RunContext& ctx, WorkerStats& st, kernel::NlSocket* hub_sock,
@@ -323,7 +288,7 @@ class NetnsChurn final : public Actor {
     progress_->alive.fetch_sub(1, std::memory_order_relaxed);
   }
 
-  void worker(RunContext& ctx, int64_t deadline_ns, int w) {
+  void worker(RunContext& ctx, int w) override {
     WorkerStats& st = stats_[w];
     auto factory = kernel::NetnsFactory::start();
     if (!factory) {
@@ -341,7 +306,7 @@ class NetnsChurn final : public Actor {
     }
     kernel::NlSocket* hs = hub_sock ? &*hub_sock : nullptr;
     std::deque<Pod> pods;
-    int64_t target = std::max<int64_t>(1, alive_ / workers_ + (w < alive_ % workers_ ? 1 : 0));
+    int64_t target = alive_target(w);
     Pacer pacer(p_.get_double("rate"), workers_, mono_ns());
     while (ctx.phase_running()) {
       if (static_cast<int64_t>(pods.size()) >= target) {
@@ -351,7 +316,7 @@ class NetnsChurn final : public Actor {
       }
       if (!want_more()) break;
       pacer.wait(ctx.phase_deadline_ns.load());
-      if (!create_one(ctx, st, hs, *factory, pods, seq_.fetch_add(1)))
+      if (!create_one(ctx, st, hs, *factory, pods, next_seq()))
         std::this_thread::sleep_for(std::chrono::milliseconds(1));
     }
     while (!pods.empty()) {
@@ -360,17 +325,12 @@ class NetnsChurn final : public Actor {
     }
   }
 
-  Params p_;
-  uint64_t count_ = 0;
-  int64_t alive_ = 0;
-  int workers_ = 1;
   bool veth_ = true, bridge_ = false, addresses_ = false, delete_link_ = false, pmtu_ = false;
   kernel::NetNamespace far_;
   workloads::PayloadSpec payload_;
   Hub* hub_ = nullptr;
   int bridge_ifindex_ = 0;
   int64_t link_deadline_ns_ = 1'000'000'000;
-  std::atomic<uint64_t> issued_{0}, seq_{0};
   static inline std::atomic<int> bridge_seq_{0};
   // Teardown lags, recorded by hub callbacks that may run after this actor
   // is gone (a namespace freed late): shared with them.
@@ -381,7 +341,6 @@ class NetnsChurn final : public Actor {
   std::shared_ptr<Teardown> teardown_ = std::make_shared<Teardown>();
   std::mutex slow_mu_;
   uint64_t slow_deletes_ = 0;
-  std::vector<WorkerStats> stats_;
 };
 
 }  // namespace
