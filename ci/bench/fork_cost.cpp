@@ -5,6 +5,9 @@
 // write 4 KiB, close, _exit. Measures wall time and page faults
 // (self + children, getrusage) per job, so it answers on a noisy machine
 // too: the fault count does not depend on the load.
+// Caveat for using the second: a CLONE_VM child's page cache is charged to
+// the mm owner's memcg (mm/memcontrol.c get_mem_cgroup_from_mm), i.e. the
+// parent's, not the cgroup the child joined; results/BENCHMARKS.md.
 //
 //   fork_cost SCRATCH_DIR [RSS_MIB=10] [THREADS=4] [JOBS=2000]
 // Prints one JSON line per method.

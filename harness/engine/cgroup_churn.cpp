@@ -98,8 +98,9 @@ class CgroupChurn final : public ChurnActor {
     const char* path = e.files.c_str();
     const workloads::PayloadSpec& spec = payload_;
     int64_t t2 = mono_ns();
-    auto job = kernel::Job::fork_payload(
-        where, [&spec, path] { return workloads::run_payload(spec, path); });
+    auto body = [&spec, path] { return workloads::run_payload(spec, path); };
+    auto job = short_payload(spec) ? kernel::Job::vfork_payload(where, body)
+                                   : kernel::Job::fork_payload(where, body);
     st.h("job_start").record(mono_ns() - t2);
     if (!job) {
       note_error(ctx, st, "fork", job.error());

@@ -54,6 +54,18 @@ class Pacer {
 std::vector<ParamSpec> payload_param_specs(const std::string& default_kind);
 workloads::PayloadSpec payload_from_params(const Params& p);
 
+// Payloads that finish at once and touch only their stack: started with
+// Job::vfork_payload (no page-table copy). Held or multi-process payloads
+// (hold, pmtu) need fork, and so does `write`: a CLONE_VM child's page
+// cache is charged to the memcg of its mm's owner, krepro itself
+// (mm/memcontrol.c get_mem_cgroup_from_mm), not to the job's cgroup, and
+// the memcg bugs are about that page cache. Slab objects (files, sockets)
+// are charged to the task's own memcg, so those may use vfork.
+inline bool short_payload(const workloads::PayloadSpec& s) {
+  return s.hold_ms == 0 && s.kind != workloads::PayloadKind::kPmtu &&
+         s.kind != workloads::PayloadKind::kWrite;
+}
+
 // Common count/alive/rate/workers parameters.
 std::vector<ParamSpec> churn_param_specs(int64_t default_alive);
 

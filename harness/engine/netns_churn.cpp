@@ -202,8 +202,9 @@ class NetnsChurn final : public ChurnActor {
     where.netns_fd = pod.ns.fd();
     const workloads::PayloadSpec& spec = payload_;
     int64_t t3 = mono_ns();
-    auto job =
-        kernel::Job::fork_payload(where, [&spec] { return workloads::run_payload(spec, ""); });
+    auto body = [&spec] { return workloads::run_payload(spec, ""); };
+    auto job = short_payload(spec) ? kernel::Job::vfork_payload(where, body)
+                                   : kernel::Job::fork_payload(where, body);
     st.h("job_start").record(mono_ns() - t3);
     if (!job)
       note_error(ctx, st, "fork", job.error());

@@ -140,3 +140,44 @@ TEST(JobKernel, MoveAssignmentKillsPreviousJob) {
 
 }  // namespace
 }  // namespace krepro::kernel
+
+namespace krepro::kernel {
+namespace {
+
+// The vfork path: placed in the cgroup before the payload runs, exit code
+// carried back, and the payload's file is there once the call returns (the
+// caller slept until the child exited).
+TEST(JobKernel, VforkPayloadPlacedRunsAndExits) {
+  std::string parent = self_memcg_or_skip();
+  if (parent.empty()) GTEST_SKIP() << "needs root and a cgroup v1 memory hierarchy";
+  std::string name = "krepro-vfork-" + std::to_string(::getpid());
+  auto cg = Cgroup::create(parent, name, CgroupVersion::kV1);
+  ASSERT_TRUE(cg);
+  UniqueFd procs(::open((cg->path() + "/cgroup.procs").c_str(), O_WRONLY | O_CLOEXEC));
+  JobPlacement where;
+  where.cgroup_procs_fds.push_back(procs.get());
+  std::string want = "/" + name + "\n";
+  std::string file = "/tmp/" + name + ".out";
+  const char* fpath = file.c_str();
+  auto job = Job::vfork_payload(where, [&want, fpath] {
+    char buf[4096];
+    int fd = ::open("/proc/self/cgroup", O_RDONLY);
+    ssize_t n = fd >= 0 ? ::read(fd, buf, sizeof buf - 1) : -1;
+    if (n <= 0) return 2;
+    buf[n] = 0;
+    if (std::string_view(buf).find(want) == std::string_view::npos) return 3;
+    int out = ::open(fpath, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    if (out < 0 || ::write(out, "ok", 2) != 2) return 4;
+    ::close(out);
+    return 5;
+  });
+  ASSERT_TRUE(job) << job.error().message();
+  EXPECT_EQ(fs::read_file(file).value_or(""), "ok");  // already written: vfork semantics
+  auto code = job->wait();
+  ASSERT_TRUE(code);
+  EXPECT_EQ(*code, 5);
+  ::unlink(fpath);
+}
+
+}  // namespace
+}  // namespace krepro::kernel

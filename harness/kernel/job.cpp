@@ -12,6 +12,8 @@
 #include <boost/process/io.hpp>
 #include <boost/process/pipe.hpp>
 #include <cerrno>
+#include <cstdint>
+#include <memory>
 
 namespace krepro::kernel {
 
@@ -46,6 +48,40 @@ Result<Job> Job::fork_payload(const JobPlacement& where, const std::function<int
     if (!place_self(where, parent)) ::_exit(kPlacementFailed);
     ::_exit(fn());
   }
+  return Job(pid);
+}
+
+namespace {
+
+struct VforkArgs {
+  const JobPlacement* where;
+  const std::function<int()>* fn;
+  pid_t parent;
+};
+
+int vfork_child(void* p) {
+  auto* a = static_cast<VforkArgs*>(p);
+  if (!place_self(*a->where, a->parent)) ::_exit(Job::kPlacementFailed);
+  ::_exit((*a->fn)());
+}
+
+}  // namespace
+
+Result<Job> Job::vfork_payload(const JobPlacement& where, const std::function<int()>& fn) {
+#if defined(__SANITIZE_ADDRESS__)
+  // ASan keeps per-thread stack bookkeeping that a child borrowing this
+  // thread's memory on another stack would corrupt: sanitizer builds fork.
+  return fork_payload(where, fn);
+#endif
+  // The child runs on this stack while this thread is suspended, so one
+  // stack per thread is enough.
+  constexpr size_t kStack = 256 << 10;
+  thread_local std::unique_ptr<char[]> stack(new char[kStack]);
+  VforkArgs args{&where, &fn, ::getpid()};
+  char* top = stack.get() + kStack;
+  top -= reinterpret_cast<uintptr_t>(top) % 64;
+  pid_t pid = ::clone(vfork_child, top, CLONE_VM | CLONE_VFORK | SIGCHLD, &args);
+  if (pid < 0) return errno_error("clone(CLONE_VM|CLONE_VFORK)");
   return Job(pid);
 }
 

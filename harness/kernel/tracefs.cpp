@@ -182,15 +182,15 @@ struct TracefsInstance::State {
       ::setpriority(PRIO_PROCESS, static_cast<id_t>(::gettid()), reader_nice);
     }
     std::string buf(1 << 16, '\0');
-    // trace_poll (kernel/trace/trace.c) waits for buffer_percent of the
-    // ring buffer to fill before it wakes a poller, so poll with a timeout
-    // too: events then reach us within ~200 ms without a wakeup per event.
-    // A plain file (fake tree) always polls readable: wait on the eventfd
-    // only and let the timeout pace the reads.
+    // Wait on the eventfd only and read every 200 ms. Polling the all-CPU
+    // trace_pipe wakes the reader on every event: buffer_percent applies to
+    // per-CPU readers only (kernel/trace/ring_buffer.c), and each wakeup
+    // here is a self-IPI that exits to the hypervisor — measured: −15..−23 %
+    // workload ops/s with the per-event wakeups, −2 % with timed reads.
     pollfd fds[2] = {{wake.get(), POLLIN, 0}, {pipe.get(), POLLIN, 0}};
     while (true) {
       fds[0].revents = fds[1].revents = 0;
-      int n = ::poll(fds, real ? 2 : 1, 200);
+      int n = ::poll(fds, 1, 200);
       if (n < 0 && errno != EINTR) break;
       bool stop = fds[0].revents != 0;
       if (!drain(buf)) break;
