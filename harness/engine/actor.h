@@ -2,7 +2,10 @@
 // the run context they share.
 #pragma once
 
+#include <algorithm>
+#include <array>
 #include <atomic>
+#include <climits>
 #include <cstdint>
 #include <map>
 #include <memory>
@@ -50,6 +53,20 @@ struct Progress {
     while (now > peak && !peak_alive.compare_exchange_weak(peak, now, std::memory_order_relaxed)) {
     }
   }
+
+  // The last kRecent create-cycle latencies (µs), written with relaxed
+  // stores so the status line can show a live p99 without locking the
+  // workers' histograms (which stay the measurement of record).
+  static constexpr size_t kRecent = 512;
+  std::array<std::atomic<uint32_t>, kRecent> recent_us{};
+  std::atomic<uint64_t> recent_n{0};
+  void note_latency(int64_t ns) {
+    uint64_t i = recent_n.fetch_add(1, std::memory_order_relaxed);
+    recent_us[i % kRecent].store(static_cast<uint32_t>(std::min<int64_t>(ns / 1000, UINT32_MAX)),
+                                 std::memory_order_relaxed);
+  }
+  // p99 of the recent window in ms; -1 when nothing was recorded.
+  double recent_p99_ms() const;
 };
 
 struct ChurnCounts {

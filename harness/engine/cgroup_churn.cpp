@@ -110,6 +110,7 @@ class CgroupChurn final : public ChurnActor {
     ++st.created;
     progress_->created.fetch_add(1, std::memory_order_relaxed);
     progress_->add_alive();
+    progress_->note_latency(mono_ns() - t0);
     alive.push_back(std::move(e));
     return true;
   }

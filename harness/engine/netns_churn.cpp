@@ -211,6 +211,7 @@ class NetnsChurn final : public ChurnActor {
     else
       pod.job = std::move(*job);
     progress_->add_alive();
+    progress_->note_latency(mono_ns() - t0);
     pods.push_back(std::move(pod));
     return true;
   }

@@ -25,6 +25,16 @@ void RunStats::use_feature(const std::string& f) {
 
 RunContext::~RunContext() = default;
 
+double Progress::recent_p99_ms() const {
+  uint64_t n = std::min<uint64_t>(recent_n.load(std::memory_order_relaxed), kRecent);
+  if (n == 0) return -1;
+  std::vector<uint32_t> v(n);
+  for (uint64_t i = 0; i < n; ++i) v[i] = recent_us[i].load(std::memory_order_relaxed);
+  size_t k = static_cast<size_t>(static_cast<double>(n - 1) * 0.99);
+  std::nth_element(v.begin(), v.begin() + static_cast<std::ptrdiff_t>(k), v.end());
+  return v[k] / 1000.0;
+}
+
 bool RunContext::phase_running() const {
   return !stop->stopping() && mono_ns() < phase_deadline_ns.load(std::memory_order_relaxed);
 }

@@ -55,6 +55,7 @@ std::string status_text(const std::string& phase, double elapsed, double remaini
     last[a] = c;
     s += fmt_line("  %s %.0f/s alive %lld", a->kind().c_str(), rate,
                   static_cast<long long>(a->progress().alive.load()));
+    if (double p99 = a->progress().recent_p99_ms(); p99 >= 0) s += fmt_line(" p99 %.1fms", p99);
     if (a->progress().pending.load() > 0)
       s += fmt_line(" pending %lld", static_cast<long long>(a->progress().pending.load()));
     if (a->progress().errors.load() > 0)
