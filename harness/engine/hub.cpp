@@ -88,11 +88,4 @@ bool Hub::wait_drained(int64_t deadline_ns) const {
   return true;
 }
 
-size_t Hub::abandon_pending() {
-  std::lock_guard<std::mutex> lk(mu_);
-  size_t n = watches_.size();
-  watches_.clear();
-  return n;
-}
-
 }  // namespace krepro::engine

@@ -36,8 +36,6 @@ class Hub {
   int64_t oldest_pending_ns() const;
   // Waits until nothing is pending or the deadline passes.
   bool wait_drained(int64_t deadline_ns) const;
-  // Forgets pending watches (their callbacks never run) and returns how many.
-  size_t abandon_pending();
   uint64_t overruns() const { return monitor_.overruns(); }
   struct Counts {
     uint64_t watched = 0, freed = 0, freed_before_watch = 0, dellinks = 0;

@@ -118,13 +118,9 @@ void attach_context(nlohmann::json& findings, const std::string& events_path) {
 }
 
 std::string verdict_of(const std::vector<nlohmann::json>& findings) {
-  bool suspect = false;
-  for (const auto& f : findings) {
-    std::string v = f.value("verdict", "");
-    if (v == "reproduced") return "reproduced";
-    if (v == "suspect") suspect = true;
-  }
-  (void)suspect;  // suspect findings are listed but do not flip the run verdict
+  // Suspect findings are listed but do not flip the run's verdict.
+  for (const auto& f : findings)
+    if (f.value("verdict", "") == "reproduced") return "reproduced";
   return "not_reproduced";
 }
 

@@ -42,8 +42,8 @@ struct RunOutcome {
   int exit_code = 0;  // DESIGN.md: 0 not reproduced, 1 reproduced, 3 harness failure, 4 skipped
 };
 
-// Verdict from findings: reproduced if any finding says so, else
-// inconclusive if any is suspect... (see verdict_of in runner.cpp).
+// Verdict from findings: "reproduced" when any finding says so, else
+// "not_reproduced" (suspect findings are listed, they do not flip it).
 std::string verdict_of(const std::vector<nlohmann::json>& findings);
 int exit_code_of(const std::string& verdict);
 

@@ -58,7 +58,6 @@ class TikvWrite final : public Actor {
     c.compaction.enabled = p_.get_bool("compaction");
     c.compaction.rate.mib_per_s = p_.get_double("compaction_mibps");
     config_ = tikv_config_to_json(c);
-    disk_bound_ = c.max_disk_bytes();
 
     if (p_.get_bool("cgroup")) {
       auto parent = ctx.run_cgroup(ctx.cg_version);
@@ -176,7 +175,6 @@ class TikvWrite final : public Actor {
  private:
   Params p_;
   nlohmann::json config_;
-  uint64_t disk_bound_ = 0;
   kernel::Cgroup cg_;
   kernel::KmemState kmem_;
   UniqueFd procs_;
