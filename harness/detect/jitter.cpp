@@ -15,6 +15,15 @@ double pct(const json& op, const char* key) {
   return p.contains(key) ? p[key].get<double>() : 0;
 }
 
+// A p99 from a few dozen samples is the maximum of a handful: one vCPU
+// wake-up on this kind of host doubles it. Phases are compared only where
+// both have enough samples for the 99th percentile to sit below the largest
+// few, and only a shift of tens of milliseconds counts (writeback jitter is
+// tens of milliseconds to seconds; swings under 20 ms are the host's noise).
+constexpr int kMinShiftSamples = 100;
+constexpr double kMinShiftNs = 20e6;
+constexpr double kShiftRatio = 2.0;
+
 bool near_5s_multiple(double ms) {
   if (ms < 4500) return false;
   double k = std::round(ms / 5000.0);
@@ -71,14 +80,19 @@ json jitter_finding(const json& phases, const std::vector<json>& stalls, const j
         double p50 = pct(v, "50.000000"), p99 = pct(v, "99.000000");
         if (b50 <= 0 || b99 <= 0) continue;
         double r99 = p99 / b99;
-        if (r99 >= 2.0 && v.value("count", 0) >= 10) big_shift = true;
+        bool enough = v.value("count", 0) >= kMinShiftSamples &&
+                      base[k].value("count", 0) >= kMinShiftSamples;
+        bool counts = enough && r99 >= kShiftRatio && p99 - b99 >= kMinShiftNs;
+        big_shift |= counts;
         shifts.push_back({{"op", k},
                           {"baseline_phase", base_name},
                           {"phase", name},
                           {"p50_ratio", p50 / b50},
                           {"p99_ratio", r99},
                           {"baseline_p99_ms", b99 / 1e6},
-                          {"p99_ms", p99 / 1e6}});
+                          {"p99_ms", p99 / 1e6},
+                          {"samples", v.value("count", 0)},
+                          {"counts", counts}});
       }
     }
   }

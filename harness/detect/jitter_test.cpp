@@ -12,13 +12,13 @@ json op(double p50_ms, double p99_ms, int count) {
           {"lat_ns", {{"percentile", {{"50.000000", p50_ms * 1e6}, {"99.000000", p99_ms * 1e6}}}}}};
 }
 
-json phases(double churn_p99_ms) {
+json phases(double churn_p99_ms, int churn_count = 1000, double base_p99_ms = 1) {
   return json::array(
       {{{"name", "baseline"},
-        {"actors", {{"tikv", {{"workload", {{"kv_wal.fdatasync", op(0.3, 1, 1000)}}}}}}}},
+        {"actors", {{"tikv", {{"workload", {{"kv_wal.fdatasync", op(0.3, base_p99_ms, 1000)}}}}}}}},
        {{"name", "churn"},
         {"actors",
-         {{"tikv", {{"workload", {{"kv_wal.fdatasync", op(0.3, churn_p99_ms, 1000)}}}}}}}}});
+         {{"tikv", {{"workload", {{"kv_wal.fdatasync", op(0.3, churn_p99_ms, churn_count)}}}}}}}}});
 }
 
 TEST(Jitter, QuietRunReportsNothing) {
@@ -26,11 +26,22 @@ TEST(Jitter, QuietRunReportsNothing) {
 }
 
 TEST(Jitter, ShiftAloneIsSuspectWithRatios) {
-  auto f = jitter_finding(phases(5), {}, nullptr, json::array(), 0);
+  auto f = jitter_finding(phases(50), {}, nullptr, json::array(), 0);
   ASSERT_FALSE(f.is_null());
   EXPECT_EQ(f["verdict"], "suspect");
   ASSERT_EQ(f["evidence"]["latency_shifts"].size(), 1u);
-  EXPECT_NEAR(f["evidence"]["latency_shifts"][0]["p99_ratio"].get<double>(), 5.0, 1e-9);
+  EXPECT_NEAR(f["evidence"]["latency_shifts"][0]["p99_ratio"].get<double>(), 50.0, 1e-9);
+  EXPECT_TRUE(f["evidence"]["latency_shifts"][0]["counts"].get<bool>());
+}
+
+// What the CI host showed without any injection: a 2x p99 on 14 flushes and
+// a 10 -> 21 ms fsync tail are the host's noise, not a finding.
+TEST(Jitter, SmallSampleOrSubMillisecondShiftIsNoFinding) {
+  EXPECT_TRUE(jitter_finding(phases(50, 14), {}, nullptr, json::array(), 0).is_null());
+  EXPECT_TRUE(jitter_finding(phases(5), {}, nullptr, json::array(), 0).is_null());
+  EXPECT_TRUE(jitter_finding(phases(20.9, 1000, 10.4), {}, nullptr, json::array(), 0).is_null());
+  // Enough samples and a 30 ms jump counts.
+  EXPECT_FALSE(jitter_finding(phases(40, 1000, 10), {}, nullptr, json::array(), 0).is_null());
 }
 
 TEST(Jitter, StallsListedWithTimesAnd5sClusters) {
