@@ -109,9 +109,20 @@ struct RunContext {
   StopState* stop = nullptr;
   kernel::CgroupLayout layout;
   kernel::CgroupVersion cg_version = kernel::CgroupVersion::kV1;
-  // The run's own memory cgroup (krepro-<run-id>) per hierarchy, created on
-  // first use under the cgroup krepro runs in (or cgroup_parent).
+  // The run's own cgroup (krepro-<run-id>) per hierarchy, created on first
+  // use (journaled before mkdir) under the cgroup krepro runs in for that
+  // controller, or where cgroup_parent says (CgroupLayout::run_parent_v1).
+  // run_cgroup(v): the memory hierarchy (v1) or the cgroup2 one with
+  // +memory in its subtree.
   Result<std::string> run_cgroup(kernel::CgroupVersion v);
+  // v1: the run cgroup in the hierarchy carrying `controller` (co-mounted
+  // controllers share one; memory's is run_cgroups[kV1]). A cpuset one gets
+  // cpuset.cpus/mems copied from its parent so tasks can join below it.
+  Result<std::string> run_cgroup_v1(const std::string& controller);
+  // cgroup2: the run cgroup with each controller enabled in its
+  // cgroup.subtree_control (memory best effort, as before; any other
+  // controller that cannot be enabled is an error).
+  Result<std::string> run_cgroup_v2(const std::vector<std::string>& enable);
   // The run's hub namespace: plays the node's root namespace (bridge,
   // host-side veth ends) so nothing is put into the host's network.
   Result<Hub*> hub();
@@ -121,9 +132,23 @@ struct RunContext {
   bool phase_running() const;
   std::atomic<uint64_t> seq{0};
   std::mutex mu;
-  std::map<int, kernel::Cgroup> run_cgroups;  // by version
+  std::map<int, kernel::Cgroup> run_cgroups;  // by version (v1: the memory hierarchy)
+  // v1 run cgroups of hierarchies without memory, by mount point.
+  std::map<std::string, kernel::Cgroup> run_cgroups_v1;
+  std::vector<std::string> v2_enabled;  // controllers written to the v2 run cgroup's subtree
   std::unique_ptr<Hub> hub_;
   ~RunContext();
+};
+
+// What an actor's parameters ask of this host, checked for every actor of
+// every phase before anything is created: a usage error (exit 2: a name
+// that cannot mean anything) or a skip (exit 4: the host lacks it).
+struct Precheck {
+  enum class Kind { kOk, kUsage, kSkip };
+  Kind kind = Kind::kOk;
+  std::string reason;
+  static Precheck usage(std::string r) { return {Kind::kUsage, std::move(r)}; }
+  static Precheck skip(std::string r) { return {Kind::kSkip, std::move(r)}; }
 };
 
 class Actor {
@@ -133,6 +158,8 @@ class Actor {
   // Creates long-lived objects before the phase starts. An error here is a
   // harness failure (or a skip when the host lacks a feature).
   virtual Result<void> prepare(RunContext& ctx) { return {}; }
+  // Reads ctx.layout, ctx.cg_version and ctx.options only; creates nothing.
+  virtual Precheck precheck(const RunContext& ctx) const { return {}; }
   // Runs until its count is reached, the phase deadline passes or a stop is
   // requested; tears down what it created before returning.
   virtual void run(RunContext& ctx, int64_t deadline_ns) = 0;

@@ -40,43 +40,78 @@ bool RunContext::phase_running() const {
 }
 
 Result<std::string> RunContext::run_cgroup(kernel::CgroupVersion v) {
+  if (v == kernel::CgroupVersion::kV1) return run_cgroup_v1("memory");
+  return run_cgroup_v2({"memory"});
+}
+
+namespace {
+
+// mkdir parent/prefix, journaled first: a SIGKILL right after mkdir must
+// still find it.
+Result<kernel::Cgroup> make_run_cgroup(Journal* journal, const std::string& parent,
+                                       const std::string& prefix, kernel::CgroupVersion v) {
+  if (journal) KREPRO_TRY(journal->add_cgroup_dir(fs::join(parent, prefix)));
+  return kernel::Cgroup::create(parent, prefix, v);
+}
+
+}  // namespace
+
+Result<std::string> RunContext::run_cgroup_v1(const std::string& controller) {
   std::lock_guard<std::mutex> lk(mu);
-  int key = static_cast<int>(v);
-  auto it = run_cgroups.find(key);
-  if (it != run_cgroups.end()) return it->second.path();
-  std::string parent = options ? options->get_string("cgroup_parent") : std::string();
-  if (parent.empty()) {
-    if (v == kernel::CgroupVersion::kV1) {
-      auto d = layout.self_dir_v1("memory");
-      KREPRO_TRY(d);
-      // DESIGN.md: never at a hierarchy root unless --cgroup-parent says so.
-      if (layout.self_at_root_v1("memory"))
-        return make_error(EPERM,
-                          "krepro runs at the root of the v1 memory hierarchy; "
-                          "pass --set cgroup_parent=DIR to create cgroups there");
-      parent = *d;
-    } else {
-      auto d = layout.self_dir_v2();
-      KREPRO_TRY(d);
-      if (layout.v2() && *d == layout.v2()->mount_point)
-        return make_error(EPERM,
-                          "krepro runs at the root of the cgroup2 hierarchy; "
-                          "pass --set cgroup_parent=DIR to create cgroups there");
-      parent = *d;
-    }
+  const kernel::CgroupMount* m = layout.v1(controller);
+  if (!m) return make_error(ENOENT, "no cgroup v1 hierarchy mounted for " + controller);
+  bool memory =
+      std::find(m->controllers.begin(), m->controllers.end(), "memory") != m->controllers.end();
+  // The memory hierarchy's run cgroup stays under run_cgroups[kV1], where
+  // the memcg detector counts the run's live memcgs.
+  if (memory) {
+    auto it = run_cgroups.find(static_cast<int>(kernel::CgroupVersion::kV1));
+    if (it != run_cgroups.end()) return it->second.path();
+  } else if (auto it = run_cgroups_v1.find(m->mount_point); it != run_cgroups_v1.end()) {
+    return it->second.path();
   }
-  std::string dir = fs::join(parent, prefix);
-  // Journal first: a SIGKILL right after mkdir must still find it.
-  if (journal) KREPRO_TRY(journal->add_cgroup_dir(dir));
-  auto cg = kernel::Cgroup::create(parent, prefix, v);
+  std::string spec = options ? options->get_string("cgroup_parent") : std::string();
+  auto parent = layout.run_parent_v1(controller, spec);
+  KREPRO_TRY(parent);
+  auto cg = make_run_cgroup(journal, *parent, prefix, kernel::CgroupVersion::kV1);
   KREPRO_TRY(cg);
-  if (v == kernel::CgroupVersion::kV2) {
-    // Children need the memory controller enabled in the subtree.
-    (void)cg->write("cgroup.subtree_control", "+memory");
+  if (std::find(m->controllers.begin(), m->controllers.end(), "cpuset") != m->controllers.end()) {
+    // The run cgroup is reached through krepro's own directory only; its
+    // parent is read, never written.
+    if (auto r = cg->copy_cpuset_from(*parent); !r) return Unexpected(r.error().wrap(cg->path()));
   }
   std::string path = cg->path();
-  run_cgroups.emplace(key, std::move(*cg));
+  if (memory)
+    run_cgroups.emplace(static_cast<int>(kernel::CgroupVersion::kV1), std::move(*cg));
+  else
+    run_cgroups_v1.emplace(m->mount_point, std::move(*cg));
   return path;
+}
+
+Result<std::string> RunContext::run_cgroup_v2(const std::vector<std::string>& enable) {
+  std::lock_guard<std::mutex> lk(mu);
+  int key = static_cast<int>(kernel::CgroupVersion::kV2);
+  auto it = run_cgroups.find(key);
+  if (it == run_cgroups.end()) {
+    std::string spec = options ? options->get_string("cgroup_parent") : std::string();
+    auto parent = layout.run_parent_v2(spec);
+    KREPRO_TRY(parent);
+    auto cg = make_run_cgroup(journal, *parent, prefix, kernel::CgroupVersion::kV2);
+    KREPRO_TRY(cg);
+    it = run_cgroups.emplace(key, std::move(*cg)).first;
+  }
+  // Children get a controller only when it is enabled in this subtree
+  // (kernel/cgroup/cgroup.c cgroup_subtree_control_write; ENOENT when the
+  // parent does not delegate it, which krepro never changes).
+  for (const auto& c : enable) {
+    if (std::find(v2_enabled.begin(), v2_enabled.end(), c) != v2_enabled.end()) continue;
+    auto r = it->second.write("cgroup.subtree_control", "+" + c);
+    if (!r && c != "memory")
+      return Unexpected(r.error().wrap("enable " + c + " for the run's cgroup2 subtree"));
+    // memory stays best effort, as before: churn still makes cgroups.
+    v2_enabled.push_back(c);
+  }
+  return it->second.path();
 }
 
 Result<Hub*> RunContext::hub() {

@@ -227,6 +227,30 @@ RunOutcome run_scenario(const CompiledScenario& sc, const RunOptions& opts,
   if (want == "v2" || (want == "auto" && !ctx.layout.v1("memory")))
     ctx.cg_version = kernel::CgroupVersion::kV2;
 
+  // What the actors' parameters ask of this host (cgroup controllers, ...)
+  // and cgroup_parent, checked before anything is created.
+  if (const std::string& cp = sc.options.get_string("cgroup_parent"); !cp.empty()) {
+    if (auto r = ctx.layout.check_cgroup_parent(cp); !r) {
+      fail("error", r.error().message());
+      out.exit_code = 2;
+      return out;
+    }
+  }
+  for (const auto& ph : sc.phases) {
+    for (const auto& ca : ph.actors) {
+      Precheck pc = ca.type->make(ca)->precheck(ctx);
+      if (pc.kind == Precheck::Kind::kOk) continue;
+      std::string why = "phase " + ph.name + ": " + pc.reason;
+      if (pc.kind == Precheck::Kind::kSkip) {
+        events->emit("skipped", {{"reason", why}});
+        return fail("skipped", why);
+      }
+      fail("error", why);
+      out.exit_code = 2;  // DESIGN.md: usage or scenario error, nothing created
+      return out;
+    }
+  }
+
   auto journal = Journal::create(opts.journal_dir, ctx.run_id, opts.out_dir);
   if (!journal) return fail("error", journal.error().message());
   ctx.journal = &*journal;
@@ -483,6 +507,12 @@ RunOutcome run_scenario(const CompiledScenario& sc, const RunOptions& opts,
       for (auto& e : r.errors) rep.errors.push_back(e.message());
     }
     ctx.run_cgroups.clear();
+    for (auto& [mp, cg] : ctx.run_cgroups_v1) {
+      auto r = kernel::remove_cgroup_tree(cg.release(), true);
+      rep.cgroups_removed += r.removed;
+      for (auto& e : r.errors) rep.errors.push_back(e.message());
+    }
+    ctx.run_cgroups_v1.clear();
   }
   JournalData jd = journal->data();
   jd.cgroup_dirs.clear();  // done above

@@ -299,7 +299,10 @@ const std::vector<ParamSpec>& scenario_option_specs() {
        "mounted)",
        {"auto", "v1", "v2"}},
       {"cgroup_parent", ParamType::kString, "", 0, 0,
-       "absolute cgroup directory to nest under instead of the one krepro runs in"},
+       "where the run cgroup goes instead of the cgroup krepro runs in: absolute paths separated "
+       "by ':', each a directory inside one hierarchy (/sys/fs/cgroup/pids/ci: that hierarchy "
+       "only) or at most one cgroup path outside every mount (/ or /ci: that path in every "
+       "hierarchy not named otherwise)"},
       {"trust_user_kmsg", ParamType::kBool, "false", 0, 0,
        "count /dev/kmsg records of user facility (for testing krepro itself)"},
       {"stall_threshold", ParamType::kDuration, "100ms", 1e6, 3600e9,

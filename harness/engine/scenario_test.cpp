@@ -5,10 +5,14 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 
+#include "harness/engine/actor.h"
+#include "harness/engine/hub.h"
 #include "harness/engine/registry.h"
+#include "harness/util/fs.h"
 
 namespace krepro::engine {
 namespace {
@@ -193,6 +197,114 @@ INSTANTIATE_TEST_SUITE_P(All, BadScenario, ::testing::ValuesIn(kBad),
                              if (!isalnum(static_cast<unsigned char>(ch))) ch = '_';
                            return n;
                          });
+
+// cgroup-churn's controllers against a fake host: a name that is no
+// controller is a scenario error (exit 2), one the host does not mount a
+// skip (exit 4); nothing is created either way.
+class ChurnPrecheck : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    char t[] = "/tmp/krepro-precheck-XXXXXX";
+    ASSERT_NE(::mkdtemp(t), nullptr);
+    root_ = t;
+    ASSERT_TRUE(fs::make_dirs(root_ + "/proc/self"));
+    ASSERT_TRUE(fs::make_dirs(root_ + "/sys/fs/cgroup/unified"));
+    ASSERT_TRUE(fs::write_file(root_ + "/sys/fs/cgroup/unified/cgroup.controllers",
+                               "cpu memory pids\n", true));
+    ASSERT_TRUE(fs::write_file(root_ + "/sys/fs/cgroup/unified/cgroup.subtree_control",
+                               "memory cpu\n", true));
+    ASSERT_TRUE(
+        fs::write_file(root_ + "/proc/self/mountinfo",
+                       "35 31 0:32 / /sys/fs/cgroup/memory rw - cgroup cgroup rw,memory\n"
+                       "32 31 0:29 / /sys/fs/cgroup/cpu,cpuacct rw - cgroup cgroup rw,cpu,cpuacct\n"
+                       "36 31 0:33 / /sys/fs/cgroup/pids rw - cgroup cgroup rw,pids\n"
+                       "41 31 0:38 / /sys/fs/cgroup/unified rw,relatime - cgroup2 cgroup2 rw\n",
+                       true));
+    ASSERT_TRUE(fs::write_file(root_ + "/proc/self/cgroup",
+                               "8:pids:/\n4:memory:/job\n1:cpu,cpuacct:/\n0::/\n", true));
+  }
+  void TearDown() override { std::filesystem::remove_all(root_); }
+
+  // Precheck of the first actor of a one-actor scenario.
+  Precheck check(const std::string& actor_params, kernel::CgroupVersion v,
+                 const std::string& options = "") {
+    std::string text =
+        "name: t\nduration: 10s\nphases:\n  - name: p\n    actors:\n"
+        "      - {type: cgroup-churn, count: 1" +
+        actor_params + "}\n" + options;
+    auto raw = parse_scenario_text(text, "t.yaml");
+    EXPECT_TRUE(raw) << raw.error().message();
+    if (!raw) return Precheck::usage("parse");
+    auto sc = compile_scenario(*raw, reg());
+    EXPECT_TRUE(sc) << sc.error().message();
+    if (!sc) return Precheck::usage("compile");
+    RunContext ctx;
+    auto l = kernel::CgroupLayout::discover(root_ + "/proc/self", root_);
+    EXPECT_TRUE(l);
+    ctx.layout = std::move(*l);
+    ctx.cg_version = v;
+    ctx.options = &sc->options;
+    const CompiledActor& ca = sc->phases[0].actors[0];
+    return ca.type->make(ca)->precheck(ctx);
+  }
+  std::string root_;
+};
+
+TEST_F(ChurnPrecheck, ControllersDefaultToMemoryAndAreListed) {
+  const ActorType* t = reg().actor("cgroup-churn");
+  ASSERT_NE(t, nullptr);
+  auto it = std::find_if(t->params.begin(), t->params.end(),
+                         [](const ParamSpec& p) { return p.name == "controllers"; });
+  ASSERT_NE(it, t->params.end());
+  EXPECT_EQ(it->default_value, "memory");
+  EXPECT_EQ(check("", kernel::CgroupVersion::kV1).kind, Precheck::Kind::kOk);
+}
+
+TEST_F(ChurnPrecheck, V1NamesAreCheckedAgainstTheLayout) {
+  using K = Precheck::Kind;
+  const auto v1 = kernel::CgroupVersion::kV1;
+  // pids and cpu sit at their hierarchy roots here: refused (exit 2, with
+  // the option to pass) until cgroup_parent names them.
+  Precheck root = check(", controllers: 'memory,pids'", v1);
+  EXPECT_EQ(root.kind, K::kUsage);
+  EXPECT_NE(root.reason.find("cgroup_parent"), std::string::npos) << root.reason;
+  const std::string cg = root_ + "/sys/fs/cgroup";
+  const std::string named =
+      "options: {cgroup_parent: '" + cg + "/pids:" + cg + "/cpu,cpuacct/krepro-ci'}\n";
+  EXPECT_EQ(check(", controllers: 'memory,cpu,cpuacct,pids'", v1, named).kind, K::kOk);
+  EXPECT_EQ(check(", controllers: 'pids cpu'", v1, "options: {cgroup_parent: /}\n").kind, K::kOk);
+  EXPECT_EQ(check(", controllers: 'memory,cpu'", v1, "options: {cgroup_parent: '/a:/b'}\n").kind,
+            K::kUsage);
+  Precheck typo = check(", controllers: 'memory,memroy'", v1);
+  EXPECT_EQ(typo.kind, K::kUsage);
+  EXPECT_NE(typo.reason.find("'memroy'"), std::string::npos) << typo.reason;
+  Precheck empty = check(", controllers: ','", v1);
+  EXPECT_EQ(empty.kind, K::kUsage);
+  Precheck unmounted = check(", controllers: 'memory,blkio'", v1);
+  EXPECT_EQ(unmounted.kind, K::kSkip);
+  EXPECT_NE(unmounted.reason.find("blkio"), std::string::npos) << unmounted.reason;
+  // Knobs need their controller.
+  EXPECT_EQ(check(", pids_max: 10", v1).kind, K::kUsage);
+  EXPECT_EQ(check(", controllers: 'memory,pids', pids_max: 10", v1, named).kind, K::kOk);
+  EXPECT_EQ(check(", cpu_shares: 512", v1).kind, K::kUsage);
+  EXPECT_EQ(check(", controllers: pids, memory_limit: 1MiB", v1).kind, K::kUsage);
+}
+
+TEST_F(ChurnPrecheck, V2NeedsTheControllerDelegated) {
+  using K = Precheck::Kind;
+  const auto v2 = kernel::CgroupVersion::kV2;
+  const std::string at_root = "options: {cgroup_parent: " + root_ + "/sys/fs/cgroup/unified}\n";
+  EXPECT_EQ(check(", controllers: 'memory,cpu'", v2, at_root).kind, K::kOk);
+  // pids is in the hierarchy but not in the parent's subtree_control.
+  Precheck pids = check(", controllers: 'memory,pids'", v2, at_root);
+  EXPECT_EQ(pids.kind, K::kSkip);
+  EXPECT_NE(pids.reason.find("subtree_control"), std::string::npos) << pids.reason;
+  EXPECT_EQ(check(", controllers: 'memory,io'", v2, at_root).kind, K::kSkip);
+  Precheck blkio = check(", controllers: blkio", v2, at_root);
+  EXPECT_EQ(blkio.kind, K::kSkip);
+  EXPECT_NE(blkio.reason.find("io"), std::string::npos);
+  EXPECT_EQ(check(", controllers: 'memory,bogus'", v2, at_root).kind, K::kUsage);
+}
 
 TEST(ScenarioFile, MissingAndDirectory) {
   auto missing = parse_scenario_file("/nonexistent/krepro.yaml");

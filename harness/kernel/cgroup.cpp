@@ -1,5 +1,6 @@
 #include "harness/kernel/cgroup.h"
 
+#include <fcntl.h>
 #include <signal.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -8,6 +9,7 @@
 #include <cerrno>
 #include <charconv>
 #include <chrono>
+#include <filesystem>
 #include <thread>
 
 #include "harness/util/fs.h"
@@ -48,7 +50,57 @@ std::string under_mount(const CgroupMount& m, const std::string& cg_path) {
   return fs::join(m.mount_point, rel);
 }
 
+// A path is inside a mount when it is the mount point or below it.
+bool inside(const std::string& path, const std::string& mount_point) {
+  if (path.rfind(mount_point, 0) != 0) return false;
+  return path.size() == mount_point.size() || path[mount_point.size()] == '/';
+}
+
 }  // namespace
+
+bool is_known_controller(std::string_view name) {
+  // include/linux/cgroup_subsys.h SUBSYS() list (6.x) plus "io", which is
+  // blkio's cgroup2 name (block/blk-cgroup.c io_cgrp_subsys legacy_name).
+  static const char* kAll[] = {"cpuset",  "cpu",     "cpuacct", "io",         "blkio",    "memory",
+                               "devices", "freezer", "net_cls", "perf_event", "net_prio", "hugetlb",
+                               "pids",    "rdma",    "misc",    "dmem",       "debug"};
+  return std::find(std::begin(kAll), std::end(kAll), name) != std::end(kAll);
+}
+
+bool is_v2_controller(std::string_view name) {
+  static const char* kV2[] = {"cpuset", "cpu",  "io",   "memory", "hugetlb",
+                              "pids",   "rdma", "misc", "dmem",   "perf_event"};
+  return std::find(std::begin(kV2), std::end(kV2), name) != std::end(kV2);
+}
+
+std::vector<std::string> split_controller_list(std::string_view text) {
+  std::vector<std::string> out;
+  std::string cur;
+  auto flush = [&] {
+    if (!cur.empty() && std::find(out.begin(), out.end(), cur) == out.end()) out.push_back(cur);
+    cur.clear();
+  };
+  for (char c : text) {
+    if (c == ',' || c == ' ' || c == '\t') {
+      flush();
+    } else {
+      cur += c;
+    }
+  }
+  flush();
+  return out;
+}
+
+std::string V1Hierarchy::key() const {
+  std::string k;
+  for (const auto& n : named) k += (k.empty() ? "" : ",") + n;
+  return k;
+}
+
+bool V1Hierarchy::has(std::string_view controller) const {
+  return std::find(mount.controllers.begin(), mount.controllers.end(), controller) !=
+         mount.controllers.end();
+}
 
 Result<CgroupLayout> CgroupLayout::discover(const std::string& proc_self,
                                             const std::string& fs_prefix) {
@@ -134,6 +186,111 @@ bool CgroupLayout::self_at_root_v1(const std::string& controller) const {
   return it == self_v1_.end() || it->second == "/";
 }
 
+Result<std::vector<V1Hierarchy>> CgroupLayout::v1_hierarchies(
+    const std::vector<std::string>& controllers) const {
+  std::vector<V1Hierarchy> out;
+  for (const auto& c : controllers) {
+    const CgroupMount* m = v1(c);
+    if (!m) return make_error(ENOENT, "no cgroup v1 hierarchy mounted for " + c);
+    auto it = std::find_if(out.begin(), out.end(), [&](const V1Hierarchy& h) {
+      return h.mount.mount_point == m->mount_point;
+    });
+    if (it == out.end()) {
+      out.push_back(V1Hierarchy{*m, {c}});
+    } else if (std::find(it->named.begin(), it->named.end(), c) == it->named.end()) {
+      it->named.push_back(c);
+    }
+  }
+  return out;
+}
+
+Result<CgroupLayout::ParentSpec> CgroupLayout::parse_parent(std::string_view text) const {
+  ParentSpec spec;
+  // ':' separates, as in PATH: systemd mounts co-mounted v1 hierarchies at
+  // /sys/fs/cgroup/cpu,cpuacct, so a comma can be part of a directory.
+  for (const auto& raw : fs::split(text, ':')) {
+    std::string e = fs::trim(raw);
+    if (e.empty()) continue;
+    if (e[0] != '/' || e.find("/../") != std::string::npos ||
+        (e.size() >= 3 && e.compare(e.size() - 3, 3, "/..") == 0))
+      return make_error(EINVAL,
+                        "cgroup_parent entry '" + e + "' must be an absolute path without ..");
+    while (e.size() > 1 && e.back() == '/') e.pop_back();
+    // The innermost mount holding the path (mount points do not nest in
+    // practice, but a longer match is the more specific one).
+    // Symlinks resolved first (/sys/fs/cgroup/cpu -> cpu,cpuacct on
+    // systemd hosts); a path that does not exist stays as written.
+    std::error_code ec;
+    std::string canon = std::filesystem::weakly_canonical(e, ec).string();
+    if (ec || canon.empty()) canon = e;
+    while (canon.size() > 1 && canon.back() == '/') canon.pop_back();
+    const CgroupMount* best = nullptr;
+    auto consider = [&](const CgroupMount& m) {
+      if (inside(canon, m.mount_point) &&
+          (!best || m.mount_point.size() > best->mount_point.size()))
+        best = &m;
+    };
+    for (const auto& m : v1_) consider(m);
+    if (v2_) consider(*v2_);
+    if (best) {
+      e = canon;
+      if (!spec.by_mount.emplace(best->mount_point, e).second)
+        return make_error(EINVAL, "cgroup_parent names two directories in the hierarchy at " +
+                                      best->mount_point + " (" + spec.by_mount[best->mount_point] +
+                                      ", " + e + ")");
+    } else {
+      if (spec.everywhere)
+        return make_error(EINVAL, "cgroup_parent has two cgroup paths for every hierarchy (" +
+                                      *spec.everywhere + ", " + e +
+                                      "); give directories inside a mount for the others");
+      spec.everywhere = e;
+    }
+  }
+  return spec;
+}
+
+Result<void> CgroupLayout::check_cgroup_parent(std::string_view cgroup_parent) const {
+  auto s = parse_parent(cgroup_parent);
+  KREPRO_TRY(s);
+  return {};
+}
+
+Result<std::string> CgroupLayout::run_parent(const CgroupMount& m, const std::string& self_dir,
+                                             bool at_root, const std::string& what,
+                                             std::string_view cgroup_parent) const {
+  auto spec = parse_parent(cgroup_parent);
+  KREPRO_TRY(spec);
+  if (auto it = spec->by_mount.find(m.mount_point); it != spec->by_mount.end()) return it->second;
+  if (spec->everywhere) return under_mount(m, *spec->everywhere);
+  // DESIGN.md: never at a hierarchy root unless cgroup_parent says so.
+  if (at_root)
+    return make_error(EPERM, "krepro runs at the root of the " + what +
+                                 " hierarchy; pass --set cgroup_parent=DIR (a directory inside " +
+                                 m.mount_point +
+                                 ", or a cgroup path such as / for every hierarchy) to create "
+                                 "cgroups there");
+  return self_dir;
+}
+
+Result<std::string> CgroupLayout::run_parent_v1(const std::string& controller,
+                                                std::string_view cgroup_parent) const {
+  const CgroupMount* m = v1(controller);
+  if (!m) return make_error(ENOENT, "no cgroup v1 hierarchy mounted for " + controller);
+  auto self = self_dir_v1(controller);
+  // Without a /proc/self/cgroup line an explicit parent still works.
+  std::string dir = self ? *self : std::string();
+  if (!self && cgroup_parent.empty()) return Unexpected(self.error());
+  return run_parent(*m, dir, self_at_root_v1(controller), "v1 " + controller, cgroup_parent);
+}
+
+Result<std::string> CgroupLayout::run_parent_v2(std::string_view cgroup_parent) const {
+  if (!v2_) return make_error(ENOENT, "no cgroup2 hierarchy mounted");
+  auto self = self_dir_v2();
+  std::string dir = self ? *self : std::string();
+  if (!self && cgroup_parent.empty()) return Unexpected(self.error());
+  return run_parent(*v2_, dir, self && *self == v2_->mount_point, "cgroup2", cgroup_parent);
+}
+
 Result<Cgroup> Cgroup::create(const std::string& parent, const std::string& name,
                               CgroupVersion version) {
   std::string path = fs::join(parent, name);
@@ -195,6 +352,28 @@ KmemState Cgroup::enable_kmem_like_runc() const {
   }
   st.write_ok = true;
   return st;
+}
+
+Result<void> Cgroup::set_cpuset(std::string_view cpus, std::string_view mems) const {
+  // cpus first: kernel/cgroup/cpuset.c checks neither against the other
+  // here, but runc writes them in this order too.
+  KREPRO_TRY(write("cpuset.cpus", cpus));
+  return write("cpuset.mems", mems);
+}
+
+Result<void> Cgroup::copy_cpuset_from(const std::string& dir) const {
+  auto cpus = fs::read_line(fs::join(dir, "cpuset.cpus"));
+  KREPRO_TRY_CTX(cpus, "cpuset of " + dir);
+  auto mems = fs::read_line(fs::join(dir, "cpuset.mems"));
+  KREPRO_TRY_CTX(mems, "cpuset of " + dir);
+  return set_cpuset(*cpus, *mems);
+}
+
+Result<UniqueFd> Cgroup::open_procs() const {
+  std::string f = fs::join(path_, "cgroup.procs");
+  UniqueFd fd(::open(f.c_str(), O_WRONLY | O_CLOEXEC));
+  if (!fd) return errno_error("open " + f);
+  return fd;
 }
 
 Result<void> Cgroup::add_pid(pid_t pid) const { return write("cgroup.procs", std::to_string(pid)); }

@@ -7,9 +7,11 @@
 #include <map>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "harness/util/result.h"
+#include "harness/util/unique_fd.h"
 
 namespace krepro::kernel {
 
@@ -21,6 +23,28 @@ struct CgroupMount {
   std::vector<std::string> controllers;  // v1: "memory", "blkio", ...; v2: from cgroup.controllers
   std::string mount_point;               // e.g. /sys/fs/cgroup/memory
   std::string root;                      // mountinfo field 4: hierarchy path the mount shows
+};
+
+// Every controller name the kernel has (include/linux/cgroup_subsys.h; the
+// v1 names plus cgroup2's "io"), to tell a typo (a scenario error) from a
+// controller this host does not mount (a skip).
+bool is_known_controller(std::string_view name);
+// Controllers cgroup2 has (cpuacct, blkio, devices, freezer, net_cls and
+// net_prio are v1 only; v2 has "io" for blkio).
+bool is_v2_controller(std::string_view name);
+// "memory, cpu,pids" -> {memory, cpu, pids}: commas or blanks separate,
+// duplicates dropped, order kept.
+std::vector<std::string> split_controller_list(std::string_view text);
+
+// One v1 hierarchy and the controllers asked for that it carries.
+// Co-mounted controllers (cpu,cpuacct) share one hierarchy, so a job's
+// cgroup is made once there.
+struct V1Hierarchy {
+  CgroupMount mount;
+  std::vector<std::string> named;  // in the order asked
+  // "cpu" or, for co-mounted ones named together, "cpu,cpuacct".
+  std::string key() const;
+  bool has(std::string_view controller) const;
 };
 
 // Where this process's cgroups are. Paths are injectable: tests point
@@ -43,7 +67,39 @@ class CgroupLayout {
   // refuses to create there unless --cgroup-parent says so).
   bool self_at_root_v1(const std::string& controller) const;
 
+  // Groups controllers by v1 hierarchy, in the order first named; ENOENT
+  // naming the first controller no hierarchy carries.
+  Result<std::vector<V1Hierarchy>> v1_hierarchies(
+      const std::vector<std::string>& controllers) const;
+
+  // The directory krepro's run cgroup (krepro-<run-id>) goes under, per
+  // hierarchy, from the cgroup_parent option. cgroup_parent is a list of
+  // absolute paths separated by commas; each is either
+  //  - a directory inside one mounted hierarchy (/sys/fs/cgroup/pids/ci):
+  //    the parent in that hierarchy only, or
+  //  - a cgroup path outside every mount ("/" or "/ci", as in
+  //    /proc/self/cgroup): that path in every hierarchy no entry of the
+  //    first kind names (at most one such entry).
+  // A hierarchy neither names gets the cgroup this process runs in there,
+  // and EPERM when that is the hierarchy root (DESIGN.md: never at a root
+  // unless cgroup_parent says so). EINVAL for a malformed list.
+  Result<std::string> run_parent_v1(const std::string& controller,
+                                    std::string_view cgroup_parent) const;
+  Result<std::string> run_parent_v2(std::string_view cgroup_parent) const;
+  // Only the syntax and hierarchy checks of the above (before anything is
+  // created): relative or ".." entries, two entries for one hierarchy, two
+  // cgroup paths.
+  Result<void> check_cgroup_parent(std::string_view cgroup_parent) const;
+
  private:
+  struct ParentSpec {
+    std::map<std::string, std::string> by_mount;  // mount point -> directory
+    std::optional<std::string> everywhere;        // cgroup path in every hierarchy
+  };
+  Result<ParentSpec> parse_parent(std::string_view cgroup_parent) const;
+  Result<std::string> run_parent(const CgroupMount& m, const std::string& self_dir, bool at_root,
+                                 const std::string& what, std::string_view cgroup_parent) const;
+
   std::vector<CgroupMount> v1_;
   std::optional<CgroupMount> v2_;
   std::map<std::string, std::string> self_v1_;  // controller -> path in hierarchy
@@ -93,6 +149,17 @@ class Cgroup {
   Result<void> set_memory_max(std::string_view v) const { return write("memory.max", v); }
   Result<void> set_memory_high(std::string_view v) const { return write("memory.high", v); }
 
+  // v1 cpuset: a cgroup without cpus and mems refuses tasks with ENOSPC
+  // (kernel/cgroup/cpuset.c cpuset_can_attach_check), and a new one starts
+  // empty unless its parent has cgroup.clone_children, so the values are
+  // written explicitly, the way runc does (libcontainer/cgroups/fs/cpuset.go
+  // ensureParent copies them from the parent).
+  Result<void> set_cpuset(std::string_view cpus, std::string_view mems) const;
+  // Copies cpuset.cpus and cpuset.mems from another (parent) directory.
+  Result<void> copy_cpuset_from(const std::string& dir) const;
+
+  // Opens cgroup.procs for writing (what JobPlacement takes).
+  Result<UniqueFd> open_procs() const;
   // Moves a task in (cgroup.procs).
   Result<void> add_pid(pid_t pid) const;
   Result<std::vector<pid_t>> pids() const;

@@ -186,3 +186,160 @@ TEST(JobKernel, VforkPayloadPlacedRunsAndExits) {
 
 }  // namespace
 }  // namespace krepro::kernel
+
+namespace krepro::kernel {
+namespace {
+
+// Removes the krepro-* trees a test made, however the test ends.
+struct TreeGuard {
+  std::vector<std::string> dirs;
+  ~TreeGuard() {
+    for (auto it = dirs.rbegin(); it != dirs.rend(); ++it) remove_cgroup_tree(*it, true);
+  }
+};
+
+// The hierarchy root or the cgroup this test runs in: kernel tests make
+// their krepro-* cgroups right there (the way cgroup_parent=<mount> does).
+std::string test_parent(const CgroupLayout& l, const std::string& c) {
+  auto d = l.self_dir_v1(c);
+  return d ? *d : l.v1(c)->mount_point;
+}
+
+// A pod's cgroups: one job joins memory, cpu, pids and blkio before its
+// payload runs, and sees itself in each.
+TEST(CgroupKernelMulti, JobJoinsEveryNamedHierarchy) {
+  auto l = CgroupLayout::discover();
+  if (::geteuid() != 0 || !l) GTEST_SKIP() << "needs root";
+  std::vector<std::string> want = {"memory", "cpu", "pids", "blkio"};
+  for (const auto& c : want)
+    if (!l->v1(c)) GTEST_SKIP() << "needs a v1 " << c << " hierarchy";
+  auto hs = l->v1_hierarchies(want);
+  ASSERT_TRUE(hs) << hs.error().message();
+  std::string top = "krepro-multi-" + std::to_string(::getpid());
+  TreeGuard guard;
+  std::vector<Cgroup> tops, jobs;
+  std::vector<UniqueFd> fds;
+  JobPlacement where;
+  for (const auto& h : *hs) {
+    std::string parent = test_parent(*l, h.named.front());
+    guard.dirs.push_back(fs::join(parent, top));
+    auto t = Cgroup::create(parent, top, CgroupVersion::kV1);
+    ASSERT_TRUE(t) << t.error().message();
+    auto j = Cgroup::create(t->path(), top + "-job", CgroupVersion::kV1);
+    ASSERT_TRUE(j) << j.error().message();
+    auto fd = j->open_procs();
+    ASSERT_TRUE(fd) << fd.error().message();
+    where.cgroup_procs_fds.push_back(fd->get());
+    fds.push_back(std::move(*fd));
+    tops.push_back(std::move(*t));
+    jobs.push_back(std::move(*j));
+  }
+  // Each /proc/self/cgroup line of a named hierarchy ends in the job's dir.
+  std::string suffix = "/" + top + "/" + top + "-job\n";
+  int needed = static_cast<int>(hs->size());
+  auto job = Job::fork_payload(where, [&] {
+    char buf[8192];
+    int fd = ::open("/proc/self/cgroup", O_RDONLY);
+    ssize_t n = fd >= 0 ? ::read(fd, buf, sizeof buf - 1) : -1;
+    if (n <= 0) return 2;
+    buf[n] = 0;
+    std::string_view v(buf);
+    int found = 0;
+    for (size_t p = v.find(suffix); p != std::string_view::npos; p = v.find(suffix, p + 1)) ++found;
+    return found == needed ? 0 : 10 + found;
+  });
+  ASSERT_TRUE(job) << job.error().message();
+  auto code = job->wait();
+  ASSERT_TRUE(code);
+  EXPECT_EQ(*code, 0) << "10+N: the job was in N of " << needed << " hierarchies";
+  fds.clear();
+  for (auto& j : jobs) {
+    Result<void> r = make_error(EBUSY, "not tried");
+    for (int i = 0; i < 200 && !r; ++i) {
+      r = j.remove();
+      if (!r) ::usleep(5000);
+    }
+    EXPECT_TRUE(r) << r.error().message();
+  }
+  for (auto& t : tops) EXPECT_TRUE(t.remove());
+  for (const auto& d : guard.dirs) EXPECT_FALSE(fs::exists(d)) << d;
+}
+
+// A new v1 cpuset cgroup has no cpus or mems and refuses tasks until they
+// are set (kernel/cgroup/cpuset.c cpuset_can_attach_check: ENOSPC).
+TEST(CgroupKernelMulti, CpusetNeedsCpusAndMemsBeforeATaskJoins) {
+  auto l = CgroupLayout::discover();
+  if (::geteuid() != 0 || !l || !l->v1("cpuset")) GTEST_SKIP() << "needs root and v1 cpuset";
+  std::string parent = test_parent(*l, "cpuset");
+  std::string top = "krepro-cpuset-" + std::to_string(::getpid());
+  TreeGuard guard;
+  guard.dirs.push_back(fs::join(parent, top));
+  auto t = Cgroup::create(parent, top, CgroupVersion::kV1);
+  ASSERT_TRUE(t) << t.error().message();
+  ASSERT_TRUE(t->copy_cpuset_from(parent));
+  auto j = Cgroup::create(t->path(), top + "-job", CgroupVersion::kV1);
+  ASSERT_TRUE(j);
+  auto fd = j->open_procs();
+  ASSERT_TRUE(fd);
+  JobPlacement where;
+  where.cgroup_procs_fds.push_back(fd->get());
+  bool clone_children = fs::read_line(t->path() + "/cgroup.clone_children").value_or("0") == "1";
+  if (!clone_children) {
+    auto refused = Job::fork_payload(where, [] { return 0; });
+    ASSERT_TRUE(refused);
+    EXPECT_EQ(*refused->wait(), Job::kPlacementFailed);
+  }
+  ASSERT_TRUE(j->set_cpuset(*fs::read_line(t->path() + "/cpuset.cpus"),
+                            *fs::read_line(t->path() + "/cpuset.mems")));
+  auto joined = Job::fork_payload(where, [] { return 0; });
+  ASSERT_TRUE(joined);
+  EXPECT_EQ(*joined->wait(), 0);
+}
+
+// pids.max on a job's pids cgroup is enforced: the job cannot fork.
+TEST(CgroupKernelMulti, PidsMaxLimitsTheJob) {
+  auto l = CgroupLayout::discover();
+  if (::geteuid() != 0 || !l || !l->v1("pids")) GTEST_SKIP() << "needs root and v1 pids";
+  std::string parent = test_parent(*l, "pids");
+  std::string top = "krepro-pids-" + std::to_string(::getpid());
+  TreeGuard guard;
+  guard.dirs.push_back(fs::join(parent, top));
+  auto t = Cgroup::create(parent, top, CgroupVersion::kV1);
+  ASSERT_TRUE(t) << t.error().message();
+  ASSERT_TRUE(t->write("pids.max", "1"));
+  auto fd = t->open_procs();
+  ASSERT_TRUE(fd);
+  JobPlacement where;
+  where.cgroup_procs_fds.push_back(fd->get());
+  auto job = Job::fork_payload(where, [] {
+    pid_t p = ::fork();
+    if (p == 0) ::_exit(0);
+    if (p > 0) return 3;  // the limit did not hold
+    return errno == EAGAIN ? 0 : 4;
+  });
+  ASSERT_TRUE(job);
+  EXPECT_EQ(*job->wait(), 0);
+}
+
+// On the real layout: the default refuses a hierarchy root; cgroup_parent
+// naming its mount point (or "/") allows it.
+TEST(CgroupKernelMulti, RunParentOnThisHost) {
+  auto l = CgroupLayout::discover();
+  if (!l || !l->v1("pids")) GTEST_SKIP() << "needs a v1 pids hierarchy";
+  std::string mp = l->v1("pids")->mount_point;
+  if (l->self_at_root_v1("pids")) {
+    auto r = l->run_parent_v1("pids", "");
+    ASSERT_FALSE(r);
+    EXPECT_EQ(r.error().err(), EPERM);
+  } else {
+    EXPECT_EQ(*l->run_parent_v1("pids", ""), *l->self_dir_v1("pids"));
+  }
+  EXPECT_EQ(*l->run_parent_v1("pids", mp), mp);
+  EXPECT_EQ(*l->run_parent_v1("pids", "/"), mp);
+  if (l->v1("memory") && !l->self_at_root_v1("memory")) {
+    EXPECT_EQ(*l->run_parent_v1("memory", mp), *l->self_dir_v1("memory"));
+  }
+}
+
+}  // namespace
+}  // namespace krepro::kernel

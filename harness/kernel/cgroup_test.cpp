@@ -124,6 +124,122 @@ TEST_F(FakeTree, KmemReadBackDetectsEnforcement) {
   std::filesystem::remove(a->path() + "/memory.kmem.limit_in_bytes");
 }
 
+TEST(Controllers, KnownNamesAndLists) {
+  EXPECT_TRUE(is_known_controller("memory"));
+  EXPECT_TRUE(is_known_controller("pids"));
+  EXPECT_TRUE(is_known_controller("cpuacct"));
+  EXPECT_FALSE(is_known_controller("memroy"));
+  EXPECT_FALSE(is_known_controller("name=systemd"));
+  EXPECT_FALSE(is_known_controller(""));
+  EXPECT_TRUE(is_v2_controller("io"));
+  EXPECT_FALSE(is_v2_controller("blkio"));
+  EXPECT_FALSE(is_v2_controller("cpuacct"));
+  EXPECT_EQ(split_controller_list(" memory, cpu,pids  memory,,"),
+            (std::vector<std::string>{"memory", "cpu", "pids"}));
+  EXPECT_TRUE(split_controller_list(" , ").empty());
+}
+
+TEST_F(FakeTree, HierarchiesGroupCoMountedControllers) {
+  auto l = CgroupLayout::discover(root_ + "/proc/self", root_);
+  ASSERT_TRUE(l);
+  auto hs = l->v1_hierarchies({"memory", "cpuacct", "blkio", "cpu"});
+  ASSERT_TRUE(hs) << hs.error().message();
+  ASSERT_EQ(hs->size(), 3u);
+  EXPECT_EQ((*hs)[0].key(), "memory");
+  EXPECT_EQ((*hs)[1].key(), "cpuacct,cpu");  // one hierarchy, made once
+  EXPECT_EQ((*hs)[1].mount.mount_point, root_ + "/sys/fs/cgroup/cpu x");
+  EXPECT_TRUE((*hs)[1].has("cpu"));
+  EXPECT_FALSE((*hs)[1].has("memory"));
+  EXPECT_EQ((*hs)[2].key(), "blkio");
+  auto none = l->v1_hierarchies({"memory", "pids"});
+  ASSERT_FALSE(none);
+  EXPECT_EQ(none.error().err(), ENOENT);
+  EXPECT_NE(none.error().message().find("pids"), std::string::npos);
+}
+
+TEST_F(FakeTree, RunParentPerHierarchy) {
+  auto l = CgroupLayout::discover(root_ + "/proc/self", root_);
+  ASSERT_TRUE(l);
+  const std::string cg = root_ + "/sys/fs/cgroup";
+  // Default: the cgroup krepro runs in; refused at a hierarchy root.
+  EXPECT_EQ(*l->run_parent_v1("memory", ""), cg + "/memory/process_api/abc");
+  auto blk = l->run_parent_v1("blkio", "");
+  ASSERT_FALSE(blk);
+  EXPECT_EQ(blk.error().err(), EPERM);
+  EXPECT_NE(blk.error().message().find("blkio"), std::string::npos);
+  EXPECT_FALSE(l->run_parent_v2(""));
+  EXPECT_FALSE(l->run_parent_v1("pids", "/"));  // not mounted at all
+
+  // A directory inside one mount applies to that hierarchy only.
+  std::string only_blkio = cg + "/blkio/ci/";
+  EXPECT_EQ(*l->run_parent_v1("blkio", only_blkio), cg + "/blkio/ci");
+  EXPECT_EQ(*l->run_parent_v1("memory", only_blkio), cg + "/memory/process_api/abc");
+  EXPECT_EQ(l->run_parent_v1("cpu", only_blkio).error().err(), EPERM);
+  // The mount point itself is "that hierarchy's root", said explicitly.
+  EXPECT_EQ(*l->run_parent_v1("cpuacct", cg + "/cpu x"), cg + "/cpu x");
+
+  // A cgroup path outside every mount applies in every hierarchy not named.
+  std::string mixed = cg + "/memory/process_api/abc:" + "/";
+  EXPECT_EQ(*l->run_parent_v1("memory", mixed), cg + "/memory/process_api/abc");
+  EXPECT_EQ(*l->run_parent_v1("blkio", mixed), cg + "/blkio");
+  EXPECT_EQ(*l->run_parent_v1("cpu", mixed), cg + "/cpu x");
+  EXPECT_EQ(*l->run_parent_v1("blkio", "/ci"), cg + "/blkio/ci");
+  EXPECT_EQ(*l->run_parent_v2("/"), cg + "/unified");
+  EXPECT_EQ(*l->run_parent_v2(cg + "/unified/x"), cg + "/unified/x");
+
+  // Malformed lists are errors before anything is made.
+  for (const std::string& bad :
+       {std::string("ci"), std::string("/a/../b"), std::string("/a/.."), std::string("/a:/b"),
+        cg + "/blkio/a:" + cg + "/blkio/b", std::string("/:x")}) {
+    auto r = l->check_cgroup_parent(bad);
+    ASSERT_FALSE(r) << bad;
+    EXPECT_EQ(r.error().err(), EINVAL) << bad;
+    EXPECT_FALSE(l->run_parent_v1("memory", bad)) << bad;
+  }
+  EXPECT_TRUE(l->check_cgroup_parent(cg + "/blkio/a:" + cg + "/memory/b:/"));
+  // A symlink to a mount point (systemd's cpu -> cpu,cpuacct) is that mount.
+  ASSERT_TRUE(fs::make_dirs(cg + "/cpu x"));
+  std::filesystem::create_directory_symlink(cg + "/cpu x", cg + "/cpu");
+  EXPECT_EQ(*l->run_parent_v1("cpu", cg + "/cpu:/ci"), cg + "/cpu x");
+  EXPECT_EQ(*l->run_parent_v1("blkio", cg + "/cpu:/ci"), cg + "/blkio/ci");
+  EXPECT_TRUE(l->check_cgroup_parent(""));
+}
+
+TEST_F(FakeTree, RunParentInsideContainerStripsMountRoot) {
+  ASSERT_TRUE(fs::write_file(
+      root_ + "/proc/self/mountinfo",
+      "35 31 0:32 /process_api /sys/fs/cgroup/memory rw - cgroup cgroup rw,memory\n", true));
+  auto l = CgroupLayout::discover(root_ + "/proc/self", root_);
+  ASSERT_TRUE(l);
+  // A /proc/self/cgroup-style path is read against the mount's root.
+  EXPECT_EQ(*l->run_parent_v1("memory", "/process_api/abc"), root_ + "/sys/fs/cgroup/memory/abc");
+}
+
+TEST_F(FakeTree, CpusetCopiedAndProcsOpened) {
+  std::string parent = root_ + "/sys/fs/cgroup/blkio";  // any directory of the fake tree
+  ASSERT_TRUE(fs::write_file(parent + "/cpuset.cpus", "0-1\n", true));
+  ASSERT_TRUE(fs::write_file(parent + "/cpuset.mems", "0\n", true));
+  auto a = Cgroup::create(parent, "krepro-cs", CgroupVersion::kV1);
+  ASSERT_TRUE(a);
+  // Files a real cgroup would have; the kernel makes them with the cgroup.
+  ASSERT_TRUE(fs::write_file(a->path() + "/cpuset.cpus", "", true));
+  ASSERT_TRUE(fs::write_file(a->path() + "/cpuset.mems", "", true));
+  EXPECT_FALSE(a->open_procs());
+  ASSERT_TRUE(fs::write_file(a->path() + "/cgroup.procs", "", true));
+  auto fd = a->open_procs();
+  ASSERT_TRUE(fd) << fd.error().message();
+  EXPECT_TRUE(fd->valid());
+  ASSERT_TRUE(a->copy_cpuset_from(parent));
+  EXPECT_EQ(*fs::read_line(a->path() + "/cpuset.cpus"), "0-1");
+  EXPECT_EQ(*fs::read_line(a->path() + "/cpuset.mems"), "0");
+  // A parent without cpuset files: the error names it.
+  auto r = a->copy_cpuset_from(root_ + "/sys/fs/cgroup/memory");
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error().err(), ENOENT);
+  for (const char* f : {"cpuset.cpus", "cpuset.mems", "cgroup.procs"})
+    ::unlink((a->path() + "/" + f).c_str());
+}
+
 TEST(ParseFlatKeyed, MemoryStatAndCgroupStat) {
   auto m = parse_flat_keyed("cache 4096\nrss 0\nbogus\nnr_dying_descendants 7\n");
   EXPECT_EQ(m.at("cache"), 4096u);

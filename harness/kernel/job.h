@@ -15,9 +15,11 @@
 namespace krepro::kernel {
 
 struct JobPlacement {
-  // cgroup.procs files to join, opened by the caller (the child writes "0"
-  // into each: kernel/cgroup/cgroup-v1.c __cgroup1_procs_write accepts 0 as
-  // "the writer itself").
+  // cgroup.procs files to join, opened by the caller (Cgroup::open_procs),
+  // one per hierarchy for v1 (memory, cpu, pids, ...: a pod's cgroups), in
+  // order; the child writes "0" into each (kernel/cgroup/cgroup-v1.c
+  // __cgroup1_procs_write accepts 0 as "the writer itself") before its
+  // payload runs, and exits with Job::kPlacementFailed if any write fails.
   std::vector<int> cgroup_procs_fds;
   int netns_fd = -1;  // setns(CLONE_NEWNET) target, -1 to stay
 };
