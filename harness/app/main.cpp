@@ -56,8 +56,22 @@ int main(int argc, char** argv) {
   VmArgs va;
   auto* vm = add_vm_subcommand(app, va);
 
+  // `vm ... -- GUEST COMMAND`: everything after the first "--" belongs to
+  // the guest. CLI11 2.1 lets "--" end a repeatable option's values
+  // (--module x -- run ...) instead of starting the positionals, so the
+  // guest command is split off before parsing.
+  std::vector<std::string> guest_tail;
+  if (argc > 1 && std::string(argv[1]) == "vm") {
+    for (int i = 2; i < argc; ++i)
+      if (std::string(argv[i]) == "--") {
+        guest_tail.assign(argv + i + 1, argv + argc);
+        argc = i;
+        break;
+      }
+  }
   try {
     app.parse(argc, argv);
+    if (*vm && !guest_tail.empty()) va.guest_args = guest_tail;
   } catch (const CLI::ParseError& e) {
     bool bisect = false;
     for (int i = 1; i < argc; ++i)

@@ -27,9 +27,15 @@ CLI::App* add_vm_subcommand(CLI::App& app, VmArgs& a) {
   vm->add_option("--out", a.out, "host run folder");
   vm->add_option("--disk", a.disk_mib,
                  "scratch virtio disk in MiB (0: none; default: for I/O scenarios)");
-  vm->add_option("--module", a.extra_modules, "another kernel module to load in the guest");
-  vm->add_option("guest", a.guest_args, "after --: the krepro command to run in the guest")
-      ->required();
+  vm->add_option("--module", a.extra_modules,
+                 "another module for the guest: a name from the modules tree or a .ko file, "
+                 "then insmod parameters (\"fixture.ko pattern=krv* hold_ms=-1\"); repeatable")
+      ->take_all();
+  vm->add_option("--disk-delay", a.disk_delay,
+                 "put dm-delay under the scratch filesystem: this much added to every I/O (e.g. "
+                 "20ms)");
+  // Filled by main() from everything after "--".
+  vm->add_option("guest", a.guest_args, "after --: the krepro command to run in the guest");
   return vm;
 }
 
@@ -56,6 +62,11 @@ int vm_main(const VmArgs& a) {
   c.out = a.out;
   c.scratch_disk_mib = a.disk_mib;
   c.extra_modules = a.extra_modules;
+  if (!a.disk_delay.empty()) {
+    double d = vm::parse_duration_s(a.disk_delay);
+    if (d < 0 || d > 60) return bad("--disk-delay: bad duration '" + a.disk_delay + "'");
+    c.disk_delay_ms = static_cast<int>(d * 1000 + 0.5);
+  }
   c.guest_args = a.guest_args;
   c.bisect = bisect;
   // The krepro that runs inside the guest: this one unless told otherwise

@@ -22,6 +22,7 @@ struct VmArgs {
   std::string out;
   int disk_mib = -1;  // -1: when the scenario does I/O
   std::vector<std::string> extra_modules;
+  std::string disk_delay;               // "" / "0": none
   std::vector<std::string> guest_args;  // after "--": run SCENARIO [run options]
 };
 

@@ -16,10 +16,17 @@ std::unique_ptr<engine::RunObserver> make_jitter_detector();
 
 // Pure part, for tests: phases = summary["phases"], stalls as in RunStats,
 // attribution = summary["stall_attribution"] (may be null), signatures =
-// summary["signatures"].
+// summary["signatures"], kernel_io = summary["kernel_io"] (its kprobe
+// function latencies: waits in mempool_alloc/bvec_alloc over the kprobe
+// threshold, per phase, are kernel evidence of the mempool fallback).
 nlohmann::json jitter_finding(const nlohmann::json& phases,
                               const std::vector<nlohmann::json>& stalls,
                               const nlohmann::json& attribution, const nlohmann::json& signatures,
-                              int64_t t0_ns);
+                              int64_t t0_ns, const nlohmann::json& kernel_io = nullptr);
+
+// Two-sided Mann-Whitney U test of two samples (normal approximation with
+// tie correction): the p-value that they come from one distribution.
+// Returns 1 when either side has fewer than 2 values.
+double mann_whitney_p(const std::vector<double>& a, const std::vector<double>& b);
 
 }  // namespace krepro::detect

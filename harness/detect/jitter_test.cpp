@@ -75,5 +75,81 @@ TEST(Jitter, AllocatorEvidenceMakesItReproduced) {
   EXPECT_EQ(jitter_finding(phases(1.0), stalls, dev, json::array(), 0)["verdict"], "suspect");
 }
 
+TEST(MannWhitney, KnownValuesAndEdges) {
+  // Fully separated samples of 5 and 5: exact two-sided p = 2/252 = 0.0079;
+  // the normal approximation with continuity correction gives 0.012.
+  std::vector<double> a = {1, 2, 3, 4, 5}, b = {6, 7, 8, 9, 10};
+  EXPECT_NEAR(mann_whitney_p(a, b), 0.0122, 0.001);
+  EXPECT_NEAR(mann_whitney_p(b, a), mann_whitney_p(a, b), 1e-12);
+  // Same values: no evidence of a shift.
+  EXPECT_NEAR(mann_whitney_p({3, 3, 3, 3}, {3, 3, 3, 3}), 1.0, 1e-9);
+  EXPECT_GT(mann_whitney_p({1, 5, 2, 6, 3}, {4, 2, 5, 1, 6}), 0.5);
+  EXPECT_EQ(mann_whitney_p({1}, {2, 3}), 1.0);
+}
+
+// Per-second p50 series: `base` seconds at base_ms, `later` at later_ms.
+json phases_with_intervals(int base_s, double base_ms, int later_s, double later_ms) {
+  auto op_iv = [](int secs, double ms) {
+    json p50 = json::array(), cnt = json::array();
+    for (int i = 0; i < secs; ++i) {
+      p50.push_back(ms * 1e6 * (1 + 0.01 * (i % 3)));
+      cnt.push_back(20);
+    }
+    json o = op(ms, ms * 2, secs * 20);
+    o["intervals"] = {{"p50_ns", p50}, {"count", cnt}};
+    return o;
+  };
+  return json::array(
+      {{{"name", "baseline"},
+        {"start_s", 0.0},
+        {"end_s", static_cast<double>(base_s)},
+        {"actors", {{"tikv", {{"workload", {{"flush.fsync", op_iv(base_s, base_ms)}}}}}}}},
+       {{"name", "churn"},
+        {"start_s", static_cast<double>(base_s)},
+        {"end_s", static_cast<double>(base_s + later_s)},
+        {"actors", {{"tikv", {{"workload", {{"flush.fsync", op_iv(later_s, later_ms)}}}}}}}}});
+}
+
+json mempool_waits(std::vector<double> starts) {
+  json slow = json::array();
+  for (double t : starts) slow.push_back({{"start_s", t}, {"ms", 40.0}});
+  return {{"kprobes",
+           {{"mempool_alloc",
+             {{"slow_count", starts.size()}, {"threshold_ns", 10e6}, {"slow", slow}}}}}};
+}
+
+// The bvec fixture's picture: mempool_alloc waits over threshold in the
+// churn phase only, and fsync's median up 40 % second by second.
+TEST(Jitter, AllocatorWaitsWithSignificantMedianShiftAreReproduced) {
+  auto ph = phases_with_intervals(15, 25, 30, 35);
+  auto f = jitter_finding(ph, {}, nullptr, json::array(), 0, mempool_waits({20, 22, 30, 31, 40}));
+  ASSERT_FALSE(f.is_null());
+  EXPECT_EQ(f["verdict"], "reproduced") << f.dump(2);
+  const auto& w = f["evidence"]["allocator_waits"]["mempool_alloc"];
+  EXPECT_EQ(w["by_phase"]["churn"], 5);
+  EXPECT_EQ(w["by_phase"]["baseline"], 0);
+  EXPECT_TRUE(w["evidence"].get<bool>());
+  const auto& sh = f["evidence"]["latency_shifts"][0];
+  EXPECT_LT(sh["median_shift_p"].get<double>(), 0.01);
+  EXPECT_TRUE(sh["median_shift"].get<bool>());
+}
+
+TEST(Jitter, WaitsWithoutAShiftOrAShiftWithoutWaitsAreNotReproduced) {
+  // Waits, but fsync did not move: suspect (the kernel waited, nobody felt it).
+  auto flat = phases_with_intervals(15, 25, 30, 25);
+  auto f = jitter_finding(flat, {}, nullptr, json::array(), 0, mempool_waits({20, 22, 30, 31}));
+  ASSERT_FALSE(f.is_null());
+  EXPECT_EQ(f["verdict"], "suspect");
+  // A median shift and no kernel evidence: nothing (a slower second phase
+  // is not a finding by itself under 2x / 20 ms tails).
+  auto moved = phases_with_intervals(15, 25, 30, 35);
+  EXPECT_TRUE(jitter_finding(moved, {}, nullptr, json::array(), 0, nullptr).is_null());
+  // Waits at the baseline's rate are the device, not the fallback: no
+  // evidence, and the shift alone is no finding.
+  EXPECT_TRUE(jitter_finding(moved, {}, nullptr, json::array(), 0,
+                             mempool_waits({1, 3, 5, 7, 9, 11, 20, 25, 30, 35, 40}))
+                  .is_null());
+}
+
 }  // namespace
 }  // namespace krepro::detect

@@ -1,7 +1,9 @@
 #include "harness/vm/initramfs.h"
 
 #include <gtest/gtest.h>
+#include <unistd.h>
 
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 
@@ -24,8 +26,9 @@ TEST(Ldd, ParsesLibrariesAndLoader) {
 }
 
 TEST(InitScript, MountOrderAndModules) {
-  std::string s =
-      make_init_script({"/lib/modules/v/kernel/a.ko", "/lib/modules/v/kernel/b.ko"}, true);
+  std::string s = make_init_script(
+      {{"/lib/modules/v/kernel/a.ko", {}, false}, {"/lib/modules/v/kernel/b.ko", {}, false}},
+      {true, 0});
   auto at = [&](const std::string& needle) {
     auto p = s.find(needle);
     EXPECT_NE(p, std::string::npos) << needle;
@@ -36,12 +39,67 @@ TEST(InitScript, MountOrderAndModules) {
   EXPECT_LT(at("echo -memory"), at("mount -t cgroup -o memory"));
   EXPECT_LT(at("insmod /lib/modules/v/kernel/a.ko"), at("insmod /lib/modules/v/kernel/b.ko"));
   EXPECT_LT(at("insmod /lib/modules/v/kernel/b.ko"), at("/usr/bin/krepro check"));
-  EXPECT_LT(at("mount -t ext4 /dev/vda"), at("--tee-events"));
+  EXPECT_LT(at("DISK=/dev/vda"), at("mount -t ext4 $DISK"));
+  EXPECT_LT(at("mount -t ext4 $DISK"), at("--tee-events"));
+  EXPECT_EQ(s.find("dmsetup"), std::string::npos);
+  EXPECT_EQ(s.find("rmmod"), std::string::npos);  // nothing required, nothing unloaded
   at("mount -t tracefs");
   at("mount -t debugfs");
   at("mount -t configfs");
   at("poweroff -f");
-  EXPECT_EQ(make_init_script({}, false).find("/dev/vda"), std::string::npos);
+  EXPECT_EQ(make_init_script({}, {false, 0}).find("/dev/vda"), std::string::npos);
+}
+
+// What the shell makes of the script: a syntax check with the host's sh.
+bool shell_parses(const std::string& script) {
+  char path[] = "/tmp/krepro-init-test-XXXXXX";
+  int fd = ::mkstemp(path);
+  if (fd < 0) return false;
+  bool ok = ::write(fd, script.data(), script.size()) == static_cast<ssize_t>(script.size());
+  ::close(fd);
+  ok = ok && std::system(("sh -n " + std::string(path)).c_str()) == 0;
+  ::unlink(path);
+  return ok;
+}
+
+TEST(InitScript, FixtureModulesAreRequiredQuotedAndUnloadedAfterTheRun) {
+  std::string s = make_init_script(
+      {{"/lib/modules/v/kernel/veth.ko", {}, false},
+       {"/lib/modules/krepro-extra/krepro_netdev_hold.ko", {"pattern=krv*", "hold_ms=-1"}, true}},
+      {true, 20});
+  auto at = [&](const std::string& needle) {
+    auto p = s.find(needle);
+    EXPECT_NE(p, std::string::npos) << needle << "\n" << s;
+    return p;
+  };
+  // The glob reaches insmod unexpanded; a failure is reported to the host.
+  at("insmod /lib/modules/krepro-extra/krepro_netdev_hold.ko 'pattern=krv*' 'hold_ms=-1' || "
+     "{ echo \"KREPRO-SETUP-FAILED insmod krepro_netdev_hold\" > $EV; SETUP_FAILED=1; }");
+  EXPECT_LT(at("KREPRO-EXIT $rc"), at("rmmod krepro_netdev_hold"));
+  EXPECT_LT(at("rmmod krepro_netdev_hold"), at("KREPRO-RESULT-BEGIN"));
+  at("KREPRO-RMMOD krepro_netdev_hold $?");
+  // dm-delay under the scratch filesystem, 20 ms on reads and writes.
+  at("delay /dev/vda 0 20\"");
+  EXPECT_LT(at("dmsetup --noudevsync create krepro-slow"), at("mount -t ext4 $DISK"));
+  at("KREPRO-SETUP-FAILED dm-delay");
+  EXPECT_TRUE(shell_parses(s));
+  EXPECT_TRUE(shell_parses(make_init_script({}, {false, 0})));
+}
+
+TEST(ModuleRequest, NameOrFileThenParameters) {
+  auto r = parse_module_request("ci/x/krepro_netdev_hold.ko pattern=krv* hold_ms=-1");
+  ASSERT_TRUE(r);
+  EXPECT_TRUE(r->is_file());
+  EXPECT_EQ(r->name_or_path, "ci/x/krepro_netdev_hold.ko");
+  EXPECT_EQ(r->params, (std::vector<std::string>{"pattern=krv*", "hold_ms=-1"}));
+  auto n = parse_module_request("null_blk");
+  ASSERT_TRUE(n);
+  EXPECT_FALSE(n->is_file());
+  EXPECT_TRUE(n->params.empty());
+  EXPECT_FALSE(parse_module_request("x.ko name='a'"));
+  EXPECT_FALSE(parse_module_request("x.ko a=$(reboot)"));
+  EXPECT_FALSE(parse_module_request("x.ko novalue"));
+  EXPECT_FALSE(parse_module_request("  "));
 }
 
 TEST(ArgsArchive, OneArgumentPerLine) {

@@ -2,7 +2,9 @@
 
 #include <fcntl.h>
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 #include <signal.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -16,6 +18,7 @@
 #include <filesystem>
 #include <fstream>
 #include <iostream>
+#include <map>
 #include <nlohmann/json.hpp>
 #include <regex>
 #include <thread>
@@ -25,6 +28,7 @@
 #include "harness/util/unique_fd.h"
 #include "harness/vm/console.h"
 #include "harness/vm/initramfs.h"
+#include "harness/vm/modules.h"
 #include "results/summary.h"
 
 namespace krepro::vm {
@@ -128,6 +132,8 @@ struct GuestState {
   bool done = false;
   std::string result_b64;
   uint64_t events = 0;
+  std::vector<std::string> setup_failures;  // KREPRO-SETUP-FAILED lines
+  std::map<std::string, int> unloaded;      // fixture module -> rmmod status
 };
 
 std::string scenario_of(const std::vector<std::string>& args) {
@@ -159,9 +165,17 @@ bool scenario_does_io(const std::string& scenarios_dir, const std::string& name)
   return false;
 }
 
+// SIGINT/SIGTERM while a guest runs: end the guest, write what there is.
+volatile sig_atomic_t g_interrupted = 0;
+void on_interrupt(int) { g_interrupted = 1; }
+
 pid_t spawn(const std::vector<std::string>& argv, const std::string& log) {
+  const pid_t parent = ::getpid();
   pid_t pid = ::fork();
   if (pid != 0) return pid;
+  // qemu must not outlive krepro vm, whatever kills it.
+  ::prctl(PR_SET_PDEATHSIG, SIGKILL);
+  if (::getppid() != parent) ::_exit(127);
   int fd = ::open(log.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
   int nul = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
   if (nul >= 0) ::dup2(nul, 0);
@@ -240,7 +254,30 @@ int run_vm(const VmConfig& c) {
   if (disk)
     spec.modules.insert(spec.modules.end(), {"virtio_pci", "virtio_blk", "crc32c_generic", "ext4",
                                              "null_blk", "dm_delay", "loop"});
-  spec.modules.insert(spec.modules.end(), c.extra_modules.begin(), c.extra_modules.end());
+  for (const auto& m : c.extra_modules) {
+    auto req = parse_module_request(m);
+    if (!req) return usage("--module '" + m + "': " + req.error().message());
+    if (req->is_file()) {
+      if (!fs::exists(req->name_or_path))
+        return usage("--module: no such file " + req->name_or_path);
+      req->name_or_path = stdfs::absolute(req->name_or_path).string();
+      spec.module_files.push_back(*req);
+    } else {
+      spec.modules.push_back(req->name_or_path);
+      if (!req->params.empty()) spec.module_params[module_name(req->name_or_path)] = req->params;
+    }
+  }
+  if (c.disk_delay_ms > 0) {
+    if (!disk) return usage("--disk-delay: this run has no scratch disk (give --disk MiB)");
+    std::string dmsetup;
+    for (const char* p : {"/usr/sbin/dmsetup", "/sbin/dmsetup"})
+      if (fs::exists(p)) dmsetup = p;
+    if (dmsetup.empty())
+      return usage("--disk-delay needs dmsetup on the host (apt-get install dmsetup)");
+    spec.tools.push_back(dmsetup);
+    spec.disk_delay_ms = c.disk_delay_ms;
+    spec.modules.push_back("dm_delay");
+  }
   if (!c.modules.empty()) {
     if (fs::is_dir(c.modules)) {
       spec.modules_dir = c.modules;
@@ -318,6 +355,13 @@ int run_vm(const VmConfig& c) {
   }
   log(fmt::format("booting {} (accel {}: {})", c.kernel, accel->accel, accel->reason));
   std::string started_at = now_iso();
+  g_interrupted = 0;
+  struct sigaction sa {
+  }, old_int{}, old_term{};
+  sa.sa_handler = on_interrupt;
+  ::sigemptyset(&sa.sa_mask);
+  ::sigaction(SIGINT, &sa, &old_int);
+  ::sigaction(SIGTERM, &sa, &old_term);
   pid_t qemu = spawn(argv, out + "/qemu.log");
   if (qemu < 0) return c.bisect ? 125 : 3;
 
@@ -364,6 +408,12 @@ int run_vm(const VmConfig& c) {
           g.guest_kernel = fs::trim(v.substr(kMarkKernel.size()));
         } else if (v.rfind(kMarkExit, 0) == 0) {
           g.guest_rc = std::atoi(std::string(v.substr(kMarkExit.size())).c_str());
+        } else if (v.rfind(kMarkSetupFailed, 0) == 0) {
+          g.setup_failures.push_back(fs::trim(v.substr(kMarkSetupFailed.size())));
+          log("guest set-up failed: " + g.setup_failures.back());
+        } else if (v.rfind(kMarkRmmod, 0) == 0) {
+          auto f = fs::split(fs::trim(v.substr(kMarkRmmod.size())), ' ');
+          if (f.size() == 2) g.unloaded[f[0]] = std::atoi(f[1].c_str());
         } else if (v == kMarkBegin) {
           g.in_result = true;
         } else if (v == kMarkDone) {
@@ -388,7 +438,9 @@ int run_vm(const VmConfig& c) {
       break;
     }
     int64_t now = mono_ns();
-    if (t_panic && now - t_panic > 2'000'000'000) {  // let the panic text arrive
+    if (g_interrupted) {
+      stop_reason = "interrupted";
+    } else if (t_panic && now - t_panic > 2'000'000'000) {  // let the panic text arrive
       stop_reason = "panic";
     } else if (static_cast<double>(now - last_progress) / 1e9 >
                (g.init_started ? c.watchdog_s : std::max(c.watchdog_s, kBootGraceS))) {
@@ -404,6 +456,8 @@ int run_vm(const VmConfig& c) {
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(50));
   }
+  ::sigaction(SIGINT, &old_int, nullptr);
+  ::sigaction(SIGTERM, &old_term, nullptr);
   if (auto rest = con_split.flush(); !rest.empty()) {
     console_log << rest << "\n";
     watch.feed_line(rest);
@@ -481,6 +535,8 @@ int run_vm(const VmConfig& c) {
       vmj["panic_text"] = watch.panic_text();
     } else if (stop_reason == "watchdog") {
       reason = fmt::format("guest hung: no progress for {:.0f} s", c.watchdog_s);
+    } else if (stop_reason == "interrupted") {
+      reason = "interrupted (SIGINT/SIGTERM): guest stopped before it finished";
     } else if (stop_reason == "timeout") {
       reason = fmt::format("guest timed out after {:.0f} s", c.timeout_s);
     } else if (g.guest_rc == 2) {
@@ -514,6 +570,24 @@ int run_vm(const VmConfig& c) {
          {"leaks", json::object()},
          {"signatures", console_sigs}};
     vmj["console_tail"] = watch.tail();
+  }
+  if (!spec.module_files.empty() || !g.unloaded.empty()) {
+    json fx = json::array();
+    for (const auto& m : spec.module_files) {
+      std::string n = module_name(m.name_or_path);
+      json e = {{"module", n}, {"path", m.name_or_path}, {"params", m.params}};
+      if (g.unloaded.count(n)) e["rmmod_status"] = g.unloaded[n];
+      fx.push_back(e);
+    }
+    vmj["module_files"] = fx;
+  }
+  if (c.disk_delay_ms > 0) vmj["disk_delay_ms"] = c.disk_delay_ms;
+  if (!g.setup_failures.empty()) {
+    // The guest did not run what was asked for (a fixture that did not
+    // load): its verdict says nothing about the kernel.
+    vmj["setup_failures"] = g.setup_failures;
+    s["verdict"] = "error";
+    s["reason"] = "guest set-up failed: " + fmt::format("{}", fmt::join(g.setup_failures, ", "));
   }
   vmj["stopped_by"] = stop_reason.empty() ? (qemu_exited ? "guest" : "host") : stop_reason;
   s["vm"] = vmj;

@@ -26,7 +26,11 @@ struct VmConfig {
   std::vector<std::string> guest_args;  // e.g. {"run", "smoke", "--set", "scale=0.25"}
   // Extra modules to load; the defaults cover veth/bridge and, with a
   // scratch disk, virtio-blk, null_blk, dm-delay and ext4.
+  // Each: a module name or a host .ko path, then insmod parameters
+  // ("krepro_netdev_hold.ko pattern=krv*"); a .ko that fails to load makes
+  // the run an error.
   std::vector<std::string> extra_modules;
+  int disk_delay_ms = 0;      // > 0: scratch filesystem on dm-delay over the virtio disk
   int scratch_disk_mib = -1;  // -1: when the scenario looks like it does I/O; 0: never
   std::vector<std::pair<std::string, std::string>> extra_files;  // host, guest
   std::string krepro_binary;  // "" = this executable (/proc/self/exe)
