@@ -319,6 +319,25 @@ class NetnsDetector final : public engine::RunObserver {
                  {"namespaces_not_freed_at_end", pending_end},
                  {"not_freed_episodes", episodes},
                  {"free_limit_s", limit_ns_ / 1e9}};
+      // The tasks the dstate detector saw blocked in the namespace
+      // teardown path: cleanup_net waiting in netdev_run_todo
+      // (netdev_wait_allrefs_any's msleep loop), or anything stuck behind
+      // it on rtnl / pernet_ops_rwsem.
+      json blocked = json::array();
+      if (summary.contains("blocked_tasks"))
+        for (const auto& t : summary["blocked_tasks"]) {
+          std::string st = t.value("stack", "") + " " + t.value("wchan", "");
+          for (const char* f : {"netdev_run_todo", "netdev_wait_allrefs", "cleanup_net",
+                                "rtnl_lock", "pernet_ops_rwsem", "copy_net_ns"})
+            if (st.find(f) != std::string::npos) {
+              blocked.push_back({{"pid", t.value("pid", 0)},
+                                 {"comm", t.value("comm", "")},
+                                 {"d_state_s", t.value("d_state_s", 0.0)},
+                                 {"in", f}});
+              break;
+            }
+        }
+      ev["blocked_tasks"] = blocked;
       stats.findings.push_back(
           {{"id", "netdev-refcount-leak"},
            {"bug", "netdev-refcount-leak"},

@@ -39,6 +39,8 @@ TEST(InitScript, MountOrderAndModules) {
   EXPECT_LT(at("echo -memory"), at("mount -t cgroup -o memory"));
   EXPECT_LT(at("insmod /lib/modules/v/kernel/a.ko"), at("insmod /lib/modules/v/kernel/b.ko"));
   EXPECT_LT(at("insmod /lib/modules/v/kernel/b.ko"), at("/usr/bin/krepro check"));
+  // Global-limit scenarios (memcg-id-leak) run in the guest without allow_host.
+  EXPECT_LT(at("export KREPRO_VM_GUEST=1"), at("/usr/bin/krepro check"));
   EXPECT_LT(at("DISK=/dev/vda"), at("mount -t ext4 $DISK"));
   EXPECT_LT(at("mount -t ext4 $DISK"), at("--tee-events"));
   EXPECT_EQ(s.find("dmsetup"), std::string::npos);
@@ -135,6 +137,29 @@ TEST(ExitStatus, MatchesRun) {
   EXPECT_EQ(exit_status("reproduced", true), 1);
   EXPECT_EQ(exit_status("skipped", true), 125);
   EXPECT_EQ(exit_status("inconclusive", true), 125);
+}
+
+// Bad --module / --disk-delay requests are usage errors that start no
+// guest and make no run folder.
+TEST(RunVm, BadFixtureRequestsAreUsageErrorsAndMakeNothing) {
+  auto out = std::filesystem::temp_directory_path() / ("krepro-vmu-" + std::to_string(::getpid()));
+  VmConfig c;
+  c.kernel = "/bin/true";  // exists; never booted
+  c.out = out.string();
+  c.quiet = true;
+  c.guest_args = {"run", "smoke"};
+  c.extra_modules = {"/nonexistent/krepro_fixture.ko pattern=krv*"};
+  EXPECT_EQ(run_vm(c), 2);
+  c.bisect = true;
+  EXPECT_EQ(run_vm(c), 255);
+  c.bisect = false;
+  c.extra_modules = {"veth name=$(reboot)"};
+  EXPECT_EQ(run_vm(c), 2);
+  c.extra_modules = {};
+  c.scratch_disk_mib = 0;  // no scratch disk: nothing to delay
+  c.disk_delay_ms = 20;
+  EXPECT_EQ(run_vm(c), 2);
+  EXPECT_FALSE(std::filesystem::exists(out));
 }
 
 TEST(BuildImage, CachedByContent) {

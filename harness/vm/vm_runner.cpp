@@ -235,13 +235,6 @@ int run_vm(const VmConfig& c) {
   bool disk =
       c.scratch_disk_mib > 0 || (c.scratch_disk_mib < 0 && scenario_does_io(scen_dir, scenario));
 
-  std::string out = c.out;
-  if (out.empty()) {
-    std::string name = stdfs::path(scenario.empty() ? "vm" : scenario).stem().string();
-    out = fmt::format("results/runs/vm-{}-{}", name, std::time(nullptr));
-  }
-  if (auto r = fs::make_dirs(out); !r) return usage("--out " + out + ": " + r.error().message());
-
   ImageSpec spec;
   spec.krepro_binary = binary;
   spec.scenarios_dir = scen_dir;
@@ -287,6 +280,14 @@ int run_vm(const VmConfig& c) {
       spec.modules_dir = *d;
     }
   }
+
+  // Every usage check is done: only now is anything made.
+  std::string out = c.out;
+  if (out.empty()) {
+    std::string name = stdfs::path(scenario.empty() ? "vm" : scenario).stem().string();
+    out = fmt::format("results/runs/vm-{}-{}", name, std::time(nullptr));
+  }
+  if (auto r = fs::make_dirs(out); !r) return usage("--out " + out + ": " + r.error().message());
 
   const int64_t t_start = mono_ns();
   auto since = [&](int64_t t) { return static_cast<double>(t - t_start) / 1e9; };
@@ -545,6 +546,9 @@ int run_vm(const VmConfig& c) {
     } else if (g.guest_rc >= 0) {
       verdict = "error";
       reason = fmt::format("guest krepro exited {} without results", g.guest_rc);
+      for (const auto& sig : console_sigs)
+        if (sig.value("id", "") == "global-oom")
+          reason += "; the guest ran out of memory (OOM killer: " + sig.value("sample", "") + ")";
     } else {
       verdict = "error";
       reason = fmt::format("qemu exited (status {}) before the guest finished; see qemu.log",
