@@ -199,7 +199,8 @@ TEST(Corpus, EveryFileMatchesItsExpectation) {
   EXPECT_GE(positive, 12u);
   EXPECT_GE(files - positive, 5u);
   for (auto id : {"netdev-unregister-wait", "slub-alloc-failure", "hung-task", "page-alloc-failure",
-                  "memcg-oom", "soft-lockup", "rcu-stall", "warning", "bug-oops", "kernel-panic"}) {
+                  "memcg-oom", "global-oom", "soft-lockup", "rcu-stall", "warning", "bug-oops",
+                  "kernel-panic"}) {
     EXPECT_TRUE(covered.count(id)) << "no corpus file covers " << id;
   }
 }

@@ -55,7 +55,8 @@ TEST(SignatureTable, EntriesAreCompleteAndUnique) {
     }
   }
   for (auto id : {"netdev-unregister-wait", "slub-alloc-failure", "hung-task", "page-alloc-failure",
-                  "memcg-oom", "soft-lockup", "rcu-stall", "warning", "bug-oops", "kernel-panic"}) {
+                  "memcg-oom", "global-oom", "soft-lockup", "rcu-stall", "warning", "bug-oops",
+                  "kernel-panic"}) {
     EXPECT_NE(find_signature(id), nullptr) << id;
   }
 }
