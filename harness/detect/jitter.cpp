@@ -26,11 +26,14 @@ constexpr double kMinShiftNs = 20e6;
 constexpr double kShiftRatio = 2.0;
 // A median shift is tested second by second: the per-second p50s of the
 // baseline against those of the phase. Significant at p < 0.01 with at
-// least 5 seconds a side, and only a shift of >= 20 % is worth a line (the
-// mempool fallback on a 20 ms device moves fsync p50 by 35-45 %, KERNEL-NOTES).
+// least 5 seconds a side, and only a shift of >= 10 % counts. A shift alone
+// is never the bug: in a 2-vCPU TCG guest the churn's own CPU use moves
+// fdatasync p50 by +13 % (p ~ 1e-4) with no fault at all, while the bvec
+// fixture on a 20 ms device moves it +27-33 % (ci/repro-matrix), so it
+// only counts next to kernel evidence.
 constexpr double kShiftP = 0.01;
 constexpr size_t kShiftMinSeconds = 5;
-constexpr double kMedianShiftRatio = 1.2;
+constexpr double kMedianShiftRatio = 1.1;
 // Allocator waits (kprobe pairs over kprobe_threshold) count as evidence in
 // a phase when there are at least 3 and their rate is 4x the baseline's
 // (any rate when the baseline had none).
