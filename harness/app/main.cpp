@@ -6,12 +6,18 @@
 #include "harness/app/commands.h"
 #include "harness/app/vm_cmd.h"
 #include "harness/engine/io_worker.h"
+#include "harness/kernel/spawner.h"
+#include "workloads/payload_spawner.h"
 
 int main(int argc, char** argv) {
   using namespace krepro::app;
   // The tikv-write actor's worker process (harness/engine/io_worker.h).
   if (argc == 2 && std::string(argv[1]) == krepro::engine::kIoWorkerCommand)
     return krepro::engine::io_worker_main();
+  // The churners' job spawner (harness/kernel/spawner.h).
+  if (argc == 2 && std::string(argv[1]) == krepro::kernel::kSpawnerCommand)
+    return krepro::workloads::payload_spawner_main();
+  krepro::kernel::declare_self_spawner();
   CLI::App app{"krepro: reproduce and stress-test kernel bugs that hit Kubernetes nodes"};
   app.require_subcommand(1);
 

@@ -158,6 +158,7 @@ class CgroupChurn final : public ChurnActor {
       s.use_feature("cgroup-v2");
       for (const auto& ctl : controllers_) s.use_feature("cgroup-v2-" + ctl);
     }
+    if (spawner_used_) s.use_feature("job-spawner");
     if (kmem_ && kmem_seen_) {
       s.use_feature(kmem_enforced_ ? "kmem-enforced" : "kmem-limit-file (not enforced)");
     }
@@ -223,7 +224,17 @@ class CgroupChurn final : public ChurnActor {
     }
   }
 
-  bool create_one(RunContext& ctx, WorkerStats& st, std::deque<Entry>& alive) {
+  // Once per worker: why its jobs are forked from krepro rather than
+  // started by the spawner.
+  void note_fallback(RunContext& ctx, JobLauncher& jobs) {
+    if (auto why = jobs.take_fallback_reason())
+      ctx.events->emit("job_spawner", {{"actor", name_},
+                                       {"using", "fork"},
+                                       {"errno", errno_name(why->err())},
+                                       {"message", why->message()}});
+  }
+
+  bool create_one(RunContext& ctx, WorkerStats& st, JobLauncher& jobs, std::deque<Entry>& alive) {
     uint64_t seq = next_seq();
     std::string name = prefix_ + std::to_string(seq);
     int64_t t0 = mono_ns();
@@ -257,18 +268,16 @@ class CgroupChurn final : public ChurnActor {
       where.cgroup_procs_fds.push_back(fd->get());
       procs.push_back(std::move(*fd));
     }
-    const char* path = e.files.c_str();
-    const workloads::PayloadSpec& spec = payload_;
     int64_t t2 = mono_ns();
-    auto body = [&spec, path] { return workloads::run_payload(spec, path); };
-    auto job = short_payload(spec) ? kernel::Job::vfork_payload(where, body)
-                                   : kernel::Job::fork_payload(where, body);
+    auto job = jobs.start(where, e.files);
     st.h("job_start").record(mono_ns() - t2);
     if (!job) {
-      note_error(ctx, st, "fork", job.error());
+      note_error(ctx, st, jobs.last_via() == JobLauncher::Via::kSpawner ? "spawn" : "fork",
+                 job.error());
     } else {
       e.job = std::move(*job);
     }
+    note_fallback(ctx, jobs);
     ++st.created;
     progress_->created.fetch_add(1, std::memory_order_relaxed);
     progress_->add_alive();
@@ -281,11 +290,23 @@ class CgroupChurn final : public ChurnActor {
     if (e.job.pid() > 0) {
       if (ctx.stop->hard()) e.job.kill_and_reap();
       int64_t t0 = mono_ns();
+      bool spawned = e.job.spawned();
       auto code = e.job.wait();
       st.h("job_wait").record(mono_ns() - t0);
       if (code && *code != 0) {
         ++st.errors["job:exit" + std::to_string(*code)];
         progress_->errors.fetch_add(1, std::memory_order_relaxed);
+        // A spawned child says which placement step failed, and why.
+        if (const auto& why = e.job.placement_error();
+            why && placement_events_.fetch_add(1, std::memory_order_relaxed) < 20)
+          ctx.events->emit("churn_error", {{"actor", name_},
+                                           {"kind", "cgroups"},
+                                           {"op", "job_place"},
+                                           {"errno", errno_name(why->err())},
+                                           {"message", why->message()}});
+      } else if (!code) {
+        // Only the spawner's channel can fail here (a dead spawner).
+        note_error(ctx, st, spawned ? "job_wait_spawner" : "job_wait", code.error());
       }
     }
     if (!payload_.keep) workloads::remove_payload_files(payload_, e.files);
@@ -325,6 +346,11 @@ class CgroupChurn final : public ChurnActor {
 
   void worker(RunContext& ctx, int w) override {
     WorkerStats& st = stats_[w];
+    // Before `alive`: jobs hold the spawner's channel, and are destroyed
+    // first.
+    JobLauncher jobs(payload_);
+    jobs.prepare();
+    note_fallback(ctx, jobs);
     std::deque<Entry> alive;
     int64_t target = alive_target(w);
     Pacer pacer(p_.get_double("rate"), workers_, mono_ns());
@@ -336,7 +362,7 @@ class CgroupChurn final : public ChurnActor {
       }
       if (!want_more()) break;
       pacer.wait(ctx.phase_deadline_ns.load());
-      if (!create_one(ctx, st, alive)) {
+      if (!create_one(ctx, st, jobs, alive)) {
         // A failing mkdir (ENOSPC: the memcg-ID leak) must not spin.
         std::this_thread::sleep_for(std::chrono::milliseconds(1));
       }
@@ -345,6 +371,7 @@ class CgroupChurn final : public ChurnActor {
       destroy_one(ctx, st, alive.front());
       alive.pop_front();
     }
+    if (jobs.last_via() == JobLauncher::Via::kSpawner) spawner_used_.store(true);
   }
 
   bool kmem_ = true;
@@ -355,6 +382,8 @@ class CgroupChurn final : public ChurnActor {
   kernel::CgroupVersion version_ = kernel::CgroupVersion::kV1;
   std::string prefix_, scratch_;
   std::atomic<bool> kmem_seen_{false};
+  std::atomic<bool> spawner_used_{false};
+  std::atomic<uint64_t> placement_events_{0};
   bool kmem_enforced_ = false;
 };
 

@@ -1,6 +1,7 @@
 #include "harness/engine/churn_common.h"
 
 #include "harness/engine/timeline.h"
+#include "workloads/payload_spawner.h"
 
 namespace krepro::engine {
 
@@ -43,6 +44,40 @@ void ChurnActor::note_error(RunContext& ctx, WorkerStats& st, const std::string&
                                      {"alive", progress_->alive.load()},
                                      {"nth", n + 1}});
   }
+}
+
+void JobLauncher::prepare() {
+  if (short_payload(spec_) || tried_) return;
+  tried_ = true;
+  auto s = kernel::Spawner::start_self();
+  if (s)
+    spawner_ = std::move(*s);
+  else
+    fallback_ = std::move(s.error());
+}
+
+Result<kernel::Job> JobLauncher::start(const kernel::JobPlacement& where, const std::string& path) {
+  const workloads::PayloadSpec& spec = spec_;
+  const char* p = path.c_str();
+  auto body = [&spec, p] { return workloads::run_payload(spec, p); };
+  if (short_payload(spec)) {
+    last_ = Via::kVfork;
+    return kernel::Job::vfork_payload(where, body);
+  }
+  prepare();
+  if (spawner_) {
+    if (spawner_->alive()) {
+      last_ = Via::kSpawner;
+      // A failed request is this job's error (bad fd, ...), not a reason
+      // to fork: the spawner stays usable unless it died.
+      return workloads::spawn_payload(*spawner_, where, spec, path);
+    }
+    fallback_ = Error(EPIPE, "job spawner " + std::to_string(spawner_->pid()) +
+                                 " died; forking jobs from here on");
+    spawner_.reset();
+  }
+  last_ = Via::kFork;
+  return kernel::Job::fork_payload(where, body);
 }
 
 std::vector<ParamSpec> churn_param_specs(int64_t default_alive) {

@@ -5,12 +5,16 @@
 #include <chrono>
 #include <cstdint>
 #include <map>
+#include <optional>
 #include <string>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include "harness/engine/actor.h"
 #include "harness/engine/params.h"
+#include "harness/kernel/job.h"
+#include "harness/kernel/spawner.h"
 #include "harness/util/clock.h"
 #include "harness/util/errno_name.h"
 #include "harness/util/histogram.h"
@@ -56,7 +60,8 @@ workloads::PayloadSpec payload_from_params(const Params& p);
 
 // Payloads that finish at once and touch only their stack: started with
 // Job::vfork_payload (no page-table copy). Held or multi-process payloads
-// (hold, pmtu) need fork, and so does `write`: a CLONE_VM child's page
+// (hold, pmtu) need an mm of their own (JobLauncher: the job spawner, else
+// fork), and so does `write`: a CLONE_VM child's page
 // cache is charged to the memcg of its mm's owner, krepro itself
 // (mm/memcontrol.c get_mem_cgroup_from_mm), not to the job's cgroup, and
 // the memcg bugs are about that page cache. Slab objects (files, sockets)
@@ -65,6 +70,37 @@ inline bool short_payload(const workloads::PayloadSpec& s) {
   return s.hold_ms == 0 && s.kind != workloads::PayloadKind::kPmtu &&
          s.kind != workloads::PayloadKind::kWrite;
 }
+
+// Starts one worker's churn jobs, one way per payload:
+// - short payloads (short_payload): Job::vfork_payload, no page-table copy;
+// - the others must own their mm (their page cache belongs to the job's
+//   memcg): this worker's job spawner (harness/kernel/spawner.h), a small
+//   `krepro __job-spawner` process whose fork() is cheap where krepro's is
+//   not (ci/bench/fork_cost);
+// - Job::fork_payload when the spawner cannot start (an executable that
+//   does not serve __job-spawner, e.g. a test binary) or has died.
+// Lives on the worker thread: the spawner dies with the thread that
+// started it (PR_SET_PDEATHSIG).
+class JobLauncher {
+ public:
+  enum class Via { kVfork, kSpawner, kFork };
+  explicit JobLauncher(const workloads::PayloadSpec& spec) : spec_(spec) {}
+  // Starts the spawner now if the payload will need it, so that the first
+  // job's start latency does not include it.
+  void prepare();
+  Result<kernel::Job> start(const kernel::JobPlacement& where, const std::string& path);
+  Via last_via() const { return last_; }
+  // Why this worker stopped using (or never used) the spawner; returned
+  // once, for the timeline.
+  std::optional<Error> take_fallback_reason() { return std::exchange(fallback_, std::nullopt); }
+
+ private:
+  const workloads::PayloadSpec& spec_;
+  bool tried_ = false;
+  std::optional<kernel::Spawner> spawner_;
+  std::optional<Error> fallback_;
+  Via last_ = Via::kFork;
+};
 
 // Common count/alive/rate/workers parameters.
 std::vector<ParamSpec> churn_param_specs(int64_t default_alive);

@@ -14,22 +14,16 @@
 #include <cerrno>
 #include <cstdint>
 #include <memory>
+#include <utility>
 
 namespace krepro::kernel {
 
 namespace {
 
-// Runs in the child between fork and payload/exec: only syscalls.
 bool place_self(const JobPlacement& where, pid_t parent) {
-  // Die with the parent (kernel/exit.c forget_original_parent sends
-  // pdeath_signal); a parent that died before prctl is caught by getppid.
-  if (::prctl(PR_SET_PDEATHSIG, SIGKILL) != 0) return false;
-  if (::getppid() != parent) return false;
-  for (int fd : where.cgroup_procs_fds) {
-    if (::pwrite(fd, "0", 1, 0) != 1) return false;
-  }
-  if (where.netns_fd >= 0 && ::setns(where.netns_fd, CLONE_NEWNET) != 0) return false;
-  return true;
+  detail::PlaceFailure why;
+  return detail::place_self(where.cgroup_procs_fds.data(), where.cgroup_procs_fds.size(),
+                            where.netns_fd, parent, &why);
 }
 
 int status_to_code(int status) {
@@ -39,6 +33,36 @@ int status_to_code(int status) {
 }
 
 }  // namespace
+
+namespace detail {
+
+// Runs in the child between fork and payload/exec: only syscalls.
+bool place_self(const int* cgroup_procs_fds, size_t n_cgroups, int netns_fd, pid_t parent,
+                PlaceFailure* why) {
+  // Die with the parent (kernel/exit.c forget_original_parent sends
+  // pdeath_signal); a parent that died before prctl is caught by getppid.
+  if (::prctl(PR_SET_PDEATHSIG, SIGKILL) != 0) {
+    *why = {errno, "prctl(PR_SET_PDEATHSIG)", -1};
+    return false;
+  }
+  if (::getppid() != parent) {
+    *why = {ESRCH, "parent gone", -1};
+    return false;
+  }
+  for (size_t i = 0; i < n_cgroups; ++i) {
+    if (::pwrite(cgroup_procs_fds[i], "0", 1, 0) != 1) {
+      *why = {errno, "write 0 to cgroup.procs", static_cast<int>(i)};
+      return false;
+    }
+  }
+  if (netns_fd >= 0 && ::setns(netns_fd, CLONE_NEWNET) != 0) {
+    *why = {errno, "setns(CLONE_NEWNET)", -1};
+    return false;
+  }
+  return true;
+}
+
+}  // namespace detail
 
 Result<Job> Job::fork_payload(const JobPlacement& where, const std::function<int()>& fn) {
   pid_t parent = ::getpid();
@@ -128,21 +152,44 @@ Result<Job> Job::exec_piped(const JobPlacement& where, const std::vector<std::st
   return Job(pid);
 }
 
+Job::Job(pid_t pid, std::shared_ptr<detail::SpawnerChannel> via, UniqueFd pidfd)
+    : pid_(pid), via_(std::move(via)), pidfd_(std::move(pidfd)) {}
+
 Job::~Job() { kill_and_reap(); }
 
-Job::Job(Job&& o) noexcept : pid_(o.pid_) { o.pid_ = -1; }
+Job::Job(Job&& o) noexcept
+    : pid_(std::exchange(o.pid_, -1)),
+      via_(std::move(o.via_)),
+      pidfd_(std::move(o.pidfd_)),
+      placement_error_(std::move(o.placement_error_)) {
+  o.via_.reset();
+  o.placement_error_.reset();
+}
 
 Job& Job::operator=(Job&& o) noexcept {
   if (this != &o) {
     kill_and_reap();
-    pid_ = o.pid_;
-    o.pid_ = -1;
+    pid_ = std::exchange(o.pid_, -1);
+    via_ = std::move(o.via_);
+    o.via_.reset();
+    pidfd_ = std::move(o.pidfd_);
+    placement_error_ = std::move(o.placement_error_);
+    o.placement_error_.reset();
   }
   return *this;
 }
 
 Result<int> Job::wait() {
   if (pid_ < 0) return make_error(ECHILD, "wait: no job");
+  if (via_) {
+    // The spawner's child: only the spawner can reap it. It stays a
+    // zombie until then, so the pid (and pidfd) cannot name another task.
+    auto code = detail::spawned_wait(*via_, pid_, &placement_error_);
+    pid_ = -1;
+    via_.reset();
+    pidfd_.reset();
+    return code;
+  }
   int status = 0;
   for (;;) {
     pid_t r = ::waitpid(pid_, &status, 0);
@@ -158,6 +205,14 @@ Result<int> Job::wait() {
 
 void Job::kill_and_reap() {
   if (pid_ < 0) return;
+  if (via_) {
+    detail::spawned_kill(*via_, pid_, pidfd_.get());
+    (void)detail::spawned_wait(*via_, pid_, &placement_error_);
+    pid_ = -1;
+    via_.reset();
+    pidfd_.reset();
+    return;
+  }
   ::kill(pid_, SIGKILL);
   int status;
   while (::waitpid(pid_, &status, 0) < 0 && errno == EINTR) {

@@ -5,7 +5,10 @@
 
 #include <sys/types.h>
 
+#include <cstddef>
 #include <functional>
+#include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -23,6 +26,30 @@ struct JobPlacement {
   std::vector<int> cgroup_procs_fds;
   int netns_fd = -1;  // setns(CLONE_NEWNET) target, -1 to stay
 };
+
+namespace detail {
+
+// Which placement step failed in a job child, and why.
+struct PlaceFailure {
+  int err = 0;
+  const char* step = "";  // static text: "prctl", "parent gone", "cgroup.procs", "setns"
+  int index = -1;         // the cgroup.procs fd's position, for "cgroup.procs"
+};
+
+// What a job child does before its payload: die with `parent`, join each
+// cgroup.procs fd, enter netns_fd. Raw syscalls only (it runs between fork
+// and payload in children of multi-threaded processes too).
+bool place_self(const int* cgroup_procs_fds, size_t n_cgroups, int netns_fd, pid_t parent,
+                PlaceFailure* why);
+
+class SpawnerChannel;  // harness/kernel/spawner.cpp
+// Asks the spawner to reap `pid` (its child); fills *placement_error when
+// the child reported a failed placement.
+Result<int> spawned_wait(SpawnerChannel& ch, pid_t pid, std::optional<Error>* placement_error);
+// SIGKILL to the spawner's child `pid` (through pidfd when there is one).
+void spawned_kill(SpawnerChannel& ch, pid_t pid, int pidfd);
+
+}  // namespace detail
 
 // A running job. Move-only; the destructor kills (SIGKILL) and reaps a job
 // that is still running, so no child outlives its owner.
@@ -63,12 +90,24 @@ class Job {
   // Placement failures in the child exit with kPlacementFailed.
   Result<int> wait();
   void kill_and_reap();
+  // True for a job a Spawner (spawner.h) started: a child of the spawner,
+  // signalled through its pidfd and reaped by the spawner.
+  bool spawned() const { return via_ != nullptr; }
+  // Why a spawned job exited with kPlacementFailed (step and errno, as its
+  // child reported them); set by wait(). Jobs forked here only have the
+  // exit code.
+  const std::optional<Error>& placement_error() const { return placement_error_; }
 
   static constexpr int kPlacementFailed = 121;
 
  private:
+  friend class Spawner;
   explicit Job(pid_t pid) : pid_(pid) {}
+  Job(pid_t pid, std::shared_ptr<detail::SpawnerChannel> via, UniqueFd pidfd);
   pid_t pid_ = -1;
+  std::shared_ptr<detail::SpawnerChannel> via_;  // null: our own child
+  UniqueFd pidfd_;                               // spawned jobs: kill without pid reuse
+  std::optional<Error> placement_error_;
 };
 
 }  // namespace krepro::kernel
