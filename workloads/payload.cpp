@@ -42,6 +42,8 @@ const char* payload_kind_name(PayloadKind k) {
       return "sockets";
     case PayloadKind::kSleep:
       return "sleep";
+    case PayloadKind::kPmtu:
+      return "pmtu";
   }
   return "?";
 }
@@ -175,6 +177,9 @@ int run_payload(const PayloadSpec& spec, const char* path_prefix) {
       break;
     case PayloadKind::kSockets:
       rc = open_sockets(spec.sockets);
+      break;
+    case PayloadKind::kPmtu:
+      rc = send_pmtu(spec);
       break;
   }
   if (rc == 0 && spec.hold_ms) sleep_ms(spec.hold_ms);
