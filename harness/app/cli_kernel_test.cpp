@@ -287,9 +287,10 @@ TEST_F(Cli, InjectedBlockLatencyIsReportedAndAbsentWithoutIt) {
       EXPECT_TRUE(inside) << st.dump() << " windows " << windows.dump();
     }
     // Where the io-trace observer ran, the time went to the device layer.
-    if (s.contains("stall_attribution") && s["stall_attribution"].contains("by_layer"))
+    if (s.contains("stall_attribution") && s["stall_attribution"].contains("by_layer")) {
       EXPECT_GT(s["stall_attribution"]["by_layer"].value("device", 0), 0)
           << s["stall_attribution"].dump(2);
+    }
     // Nothing of the scratch filesystem is left.
     auto mounts = fs::read_file("/proc/self/mounts").value_or("");
     EXPECT_EQ(mounts.find(s["run_id"].get<std::string>()), std::string::npos);
