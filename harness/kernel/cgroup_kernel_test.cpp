@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include "harness/kernel/cgroup.h"
+#include "harness/kernel/cgroup_test_util.h"
 #include "harness/kernel/job.h"
 #include "harness/util/fs.h"
 #include "harness/util/unique_fd.h"
@@ -190,20 +191,10 @@ TEST(JobKernel, VforkPayloadPlacedRunsAndExits) {
 namespace krepro::kernel {
 namespace {
 
-// Removes the krepro-* trees a test made, however the test ends.
-struct TreeGuard {
-  std::vector<std::string> dirs;
-  ~TreeGuard() {
-    for (auto it = dirs.rbegin(); it != dirs.rend(); ++it) remove_cgroup_tree(*it, true);
-  }
-};
-
-// The hierarchy root or the cgroup this test runs in: kernel tests make
-// their krepro-* cgroups right there (the way cgroup_parent=<mount> does).
-std::string test_parent(const CgroupLayout& l, const std::string& c) {
-  auto d = l.self_dir_v1(c);
-  return d ? *d : l.v1(c)->mount_point;
-}
+using test_util::make_pod_tree;
+using test_util::PodTree;
+using test_util::test_parent;
+using test_util::TreeGuard;
 
 // A pod's cgroups: one job joins memory, cpu, pids and blkio before its
 // payload runs, and sees itself in each.
@@ -216,24 +207,10 @@ TEST(CgroupKernelMulti, JobJoinsEveryNamedHierarchy) {
   auto hs = l->v1_hierarchies(want);
   ASSERT_TRUE(hs) << hs.error().message();
   std::string top = "krepro-multi-" + std::to_string(::getpid());
-  TreeGuard guard;
-  std::vector<Cgroup> tops, jobs;
-  std::vector<UniqueFd> fds;
-  JobPlacement where;
-  for (const auto& h : *hs) {
-    std::string parent = test_parent(*l, h.named.front());
-    guard.dirs.push_back(fs::join(parent, top));
-    auto t = Cgroup::create(parent, top, CgroupVersion::kV1);
-    ASSERT_TRUE(t) << t.error().message();
-    auto j = Cgroup::create(t->path(), top + "-job", CgroupVersion::kV1);
-    ASSERT_TRUE(j) << j.error().message();
-    auto fd = j->open_procs();
-    ASSERT_TRUE(fd) << fd.error().message();
-    where.cgroup_procs_fds.push_back(fd->get());
-    fds.push_back(std::move(*fd));
-    tops.push_back(std::move(*t));
-    jobs.push_back(std::move(*j));
-  }
+  PodTree pod;
+  auto made = make_pod_tree(*l, *hs, top, pod);
+  ASSERT_TRUE(made) << made.error().message();
+  auto& [guard, tops, jobs, fds, where] = pod;
   // Each /proc/self/cgroup line of a named hierarchy ends in the job's dir.
   std::string suffix = "/" + top + "/" + top + "-job\n";
   int needed = static_cast<int>(hs->size());

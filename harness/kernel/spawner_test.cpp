@@ -21,6 +21,7 @@
 #include <vector>
 
 #include "harness/kernel/cgroup.h"
+#include "harness/kernel/cgroup_test_util.h"
 #include "harness/kernel/netns.h"
 #include "harness/util/fs.h"
 #include "harness/util/unique_fd.h"
@@ -321,18 +322,8 @@ TEST(Spawner, KillingTheOwnerKillsSpawnerAndJobs) {
 
 #if defined(KREPRO_KERNEL_TESTS)
 
-// Removes the krepro-* trees a test made, however the test ends.
-struct TreeGuard {
-  std::vector<std::string> dirs;
-  ~TreeGuard() {
-    for (auto it = dirs.rbegin(); it != dirs.rend(); ++it) remove_cgroup_tree(*it, true);
-  }
-};
-
-std::string test_parent(const CgroupLayout& l, const std::string& c) {
-  auto d = l.self_dir_v1(c);
-  return d ? *d : l.v1(c)->mount_point;
-}
+using test_util::make_pod_tree;
+using test_util::PodTree;
 
 Result<void> remove_retrying(Cgroup& cg) {
   Result<void> r = make_error(EBUSY, "not tried");
@@ -355,24 +346,10 @@ TEST(SpawnerKernel, JobJoinsEveryHierarchyItIsGiven) {
   auto hs = l->v1_hierarchies(want);
   ASSERT_TRUE(hs) << hs.error().message();
   std::string top = "krepro-spawn-multi-" + std::to_string(::getpid());
-  TreeGuard guard;
-  std::vector<Cgroup> tops, jobs;
-  std::vector<UniqueFd> fds;
-  JobPlacement where;
-  for (const auto& h : *hs) {
-    std::string parent = test_parent(*l, h.named.front());
-    guard.dirs.push_back(fs::join(parent, top));
-    auto t = Cgroup::create(parent, top, CgroupVersion::kV1);
-    ASSERT_TRUE(t) << t.error().message();
-    auto j = Cgroup::create(t->path(), top + "-job", CgroupVersion::kV1);
-    ASSERT_TRUE(j) << j.error().message();
-    auto fd = j->open_procs();
-    ASSERT_TRUE(fd) << fd.error().message();
-    where.cgroup_procs_fds.push_back(fd->get());
-    fds.push_back(std::move(*fd));
-    tops.push_back(std::move(*t));
-    jobs.push_back(std::move(*j));
-  }
+  PodTree pod;
+  auto made = make_pod_tree(*l, *hs, top, pod);
+  ASSERT_TRUE(made) << made.error().message();
+  auto& [guard, tops, jobs, fds, where] = pod;
   int n = static_cast<int>(hs->size());
   ASSERT_GE(n, 2);
   std::string suffix = "/" + top + "/" + top + "-job";
