@@ -160,6 +160,7 @@ TEST(RunVm, BadFixtureRequestsAreUsageErrorsAndMakeNothing) {
   c.disk_delay_ms = 20;
   EXPECT_EQ(run_vm(c), 2);
   EXPECT_FALSE(std::filesystem::exists(out));
+  std::filesystem::remove_all(out);  // what a failing run_vm made
 }
 
 TEST(BuildImage, CachedByContent) {
