@@ -58,9 +58,9 @@ class VmBoot : public ::testing::Test {
     stdfs::remove_all(dir_);
   }
   void TearDown() override {
+    // Removed also when the test failed (its output has the console tail);
     // KREPRO_KEEP_VM_TEST=1 keeps the run folder for a look.
-    if (!dir_.empty() && !HasFailure() && !std::getenv("KREPRO_KEEP_VM_TEST"))
-      stdfs::remove_all(dir_);
+    if (!dir_.empty() && !std::getenv("KREPRO_KEEP_VM_TEST")) stdfs::remove_all(dir_);
   }
   VmConfig base() const {
     VmConfig c;
