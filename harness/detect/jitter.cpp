@@ -138,8 +138,9 @@ json jitter_finding(const json& phases, const std::vector<json>& stalls, const j
         double p50 = pct(v, "50.000000"), p99 = pct(v, "99.000000");
         if (b50 <= 0 || b99 <= 0) continue;
         double r99 = p99 / b99;
-        double p_med = mann_whitney_p(interval_p50s(base[k]), interval_p50s(v));
-        size_t secs = std::min(interval_p50s(base[k]).size(), interval_p50s(v).size());
+        const auto base_s = interval_p50s(base[k]), phase_s = interval_p50s(v);
+        double p_med = mann_whitney_p(base_s, phase_s);
+        size_t secs = std::min(base_s.size(), phase_s.size());
         bool median_shift =
             secs >= kShiftMinSeconds && p_med < kShiftP && p50 / b50 >= kMedianShiftRatio;
         median_shift_any |= median_shift;
