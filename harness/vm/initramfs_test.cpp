@@ -112,14 +112,6 @@ TEST(ArgsArchive, OneArgumentPerLine) {
   EXPECT_EQ(e->back().data, "run\nsmoke\n--set\na b=1\n");
 }
 
-TEST(Base64, Decodes) {
-  std::string out;
-  ASSERT_TRUE(base64_decode("aGVsbG8g\nd29ybGQ=\n", &out));
-  EXPECT_EQ(out, "hello world");
-  out.clear();
-  EXPECT_FALSE(base64_decode("a*b", &out));
-}
-
 TEST(Durations, Parse) {
   EXPECT_DOUBLE_EQ(parse_duration_s("120"), 120);
   EXPECT_DOUBLE_EQ(parse_duration_s("2m"), 120);

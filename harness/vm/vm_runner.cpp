@@ -27,6 +27,7 @@
 #include "harness/util/fs.h"
 #include "harness/util/unique_fd.h"
 #include "harness/vm/console.h"
+#include "harness/vm/guest_stream.h"
 #include "harness/vm/initramfs.h"
 #include "harness/vm/modules.h"
 #include "results/summary.h"
@@ -57,37 +58,26 @@ double parse_duration_s(const std::string& s) {
   return -1;
 }
 
-bool base64_decode(std::string_view in, std::string* out) {
-  auto val = [](char c) -> int {
-    if (c >= 'A' && c <= 'Z') return c - 'A';
-    if (c >= 'a' && c <= 'z') return c - 'a' + 26;
-    if (c >= '0' && c <= '9') return c - '0' + 52;
-    if (c == '+') return 62;
-    if (c == '/') return 63;
-    return -1;
-  };
-  uint32_t acc = 0;
-  int bits = 0;
-  for (char c : in) {
-    if (c == '=' || c == '\n' || c == '\r' || c == ' ' || c == '\t') continue;
-    int v = val(c);
-    if (v < 0) return false;
-    acc = (acc << 6) | static_cast<uint32_t>(v);
-    bits += 6;
-    if (bits >= 8) {
-      bits -= 8;
-      out->push_back(static_cast<char>((acc >> bits) & 0xff));
-    }
-  }
-  return true;
-}
-
 namespace {
 
 // Before /init runs the console can stay silent for many seconds under a
 // loaded TCG host (the kernel decompresses itself and the initramfs without
 // printing), so the no-progress limit is at least this long until then.
 constexpr double kBootGraceS = 90;
+
+// The guest's result archive holds regular files and folders only; a link
+// in it (a guest that writes what it likes) could make later writes into
+// the run folder land elsewhere on the host.
+void remove_links(const std::string& dir) {
+  std::error_code ec;
+  std::vector<stdfs::path> bad;
+  for (auto it = stdfs::recursive_directory_iterator(dir, ec);
+       !ec && it != stdfs::recursive_directory_iterator(); it.increment(ec)) {
+    auto st = it->symlink_status(ec);
+    if (!ec && !stdfs::is_regular_file(st) && !stdfs::is_directory(st)) bad.push_back(it->path());
+  }
+  for (const auto& p : bad) stdfs::remove(p, ec);
+}
 
 std::string now_iso() {
   std::time_t t = std::time(nullptr);
@@ -121,19 +111,6 @@ class FileTail {
  private:
   std::string path_;
   UniqueFd fd_;
-};
-
-struct GuestState {
-  std::string guest_kernel;
-  int guest_rc = -1;
-  bool init_started = false;
-  bool in_result = false;
-  bool result_complete = false;
-  bool done = false;
-  std::string result_b64;
-  uint64_t events = 0;
-  std::vector<std::string> setup_failures;  // KREPRO-SETUP-FAILED lines
-  std::map<std::string, int> unloaded;      // fixture module -> rmmod status
 };
 
 std::string scenario_of(const std::vector<std::string>& args) {
@@ -369,7 +346,7 @@ int run_vm(const VmConfig& c) {
   FileTail con_tail(console_raw), ev_tail(events_raw);
   LineSplitter con_split, ev_split;
   ConsoleWatch watch;
-  GuestState g;
+  GuestStream g;
   std::ofstream console_log(out + "/console.log", std::ios::trunc);
   std::ofstream events_log(out + "/events.jsonl", std::ios::trunc);
   int64_t last_progress = mono_ns(), t_first_console = 0, t_init = 0, t_panic = 0;
@@ -394,35 +371,11 @@ int run_vm(const VmConfig& c) {
     if (!eb.empty()) {
       progress = true;
       for (auto& l : ev_split.feed(eb)) {
-        std::string_view v(l);
-        if (g.in_result) {
-          if (v == kMarkEnd) {
-            g.in_result = false;
-            g.result_complete = true;
-          } else {
-            g.result_b64 += l;
-          }
-        } else if (v.rfind(kMarkInit, 0) == 0) {
-          g.init_started = true;
-          t_init = mono_ns();
-        } else if (v.rfind(kMarkKernel, 0) == 0) {
-          g.guest_kernel = fs::trim(v.substr(kMarkKernel.size()));
-        } else if (v.rfind(kMarkExit, 0) == 0) {
-          g.guest_rc = std::atoi(std::string(v.substr(kMarkExit.size())).c_str());
-        } else if (v.rfind(kMarkSetupFailed, 0) == 0) {
-          g.setup_failures.push_back(fs::trim(v.substr(kMarkSetupFailed.size())));
-          log("guest set-up failed: " + g.setup_failures.back());
-        } else if (v.rfind(kMarkRmmod, 0) == 0) {
-          auto f = fs::split(fs::trim(v.substr(kMarkRmmod.size())), ' ');
-          if (f.size() == 2) g.unloaded[f[0]] = std::atoi(f[1].c_str());
-        } else if (v == kMarkBegin) {
-          g.in_result = true;
-        } else if (v == kMarkDone) {
-          g.done = true;
-        } else if (!v.empty() && v.front() == '{') {
-          events_log << l << "\n";
-          ++g.events;
-        }
+        size_t failures = g.setup_failures().size();
+        if (g.feed_line(l) == GuestStream::Line::kEvent) events_log << l << "\n";
+        if (g.init_started() && !t_init) t_init = mono_ns();
+        if (g.setup_failures().size() > failures)
+          log("guest set-up failed: " + g.setup_failures().back());
       }
       events_log.flush();
     }
@@ -444,7 +397,7 @@ int run_vm(const VmConfig& c) {
     } else if (t_panic && now - t_panic > 2'000'000'000) {  // let the panic text arrive
       stop_reason = "panic";
     } else if (static_cast<double>(now - last_progress) / 1e9 >
-               (g.init_started ? c.watchdog_s : std::max(c.watchdog_s, kBootGraceS))) {
+               (g.init_started() ? c.watchdog_s : std::max(c.watchdog_s, kBootGraceS))) {
       stop_reason = "watchdog";
     } else if (since(now) > c.timeout_s) {
       stop_reason = "timeout";
@@ -470,8 +423,8 @@ int run_vm(const VmConfig& c) {
   ::unlink(initrd.c_str());
   ::unlink(scratch.c_str());
   ::unlink(console_raw.c_str());
-  if (!g.guest_kernel.empty())
-    (void)fs::write_file(out + "/guest_kernel", g.guest_kernel + "\n", true);
+  if (!g.guest_kernel().empty())
+    (void)fs::write_file(out + "/guest_kernel", g.guest_kernel() + "\n", true);
 
   json vmj = {{"kernel", c.kernel},
               {"accel", accel->accel},
@@ -482,9 +435,9 @@ int run_vm(const VmConfig& c) {
               {"initramfs", img->path},
               {"initramfs_cached", img->from_cache},
               {"modules", img->modules},
-              {"guest_kernel", g.guest_kernel},
-              {"guest_exit", g.guest_rc},
-              {"events_streamed", g.events},
+              {"guest_kernel", g.guest_kernel()},
+              {"guest_exit", g.guest_exit()},
+              {"events_streamed", g.events()},
               {"console_lines", watch.lines()},
               {"total_s", total_s}};
   if (t_first_console && t_init)
@@ -495,12 +448,14 @@ int run_vm(const VmConfig& c) {
 
   // The guest's own results, when it finished.
   bool have_guest = false;
-  if (g.result_complete) {
+  if (g.result_complete()) {
     std::string tgz;
-    if (base64_decode(g.result_b64, &tgz) && !tgz.empty()) {
+    if (base64_decode(g.result_base64(), &tgz) && !tgz.empty()) {
       std::string tar = out + "/.guest-results.tar.gz";
       if (fs::write_file(tar, tgz, true) &&
-          run_capture("tar -xzf " + shell_quote(tar) + " -C " + shell_quote(out) + " 2>&1")) {
+          run_capture("tar --no-same-owner -xzf " + shell_quote(tar) + " -C " + shell_quote(out) +
+                      " 2>&1")) {
+        remove_links(out);
         have_guest = fs::exists(out + "/summary.json");
       }
       ::unlink(tar.c_str());
@@ -540,12 +495,12 @@ int run_vm(const VmConfig& c) {
       reason = "interrupted (SIGINT/SIGTERM): guest stopped before it finished";
     } else if (stop_reason == "timeout") {
       reason = fmt::format("guest timed out after {:.0f} s", c.timeout_s);
-    } else if (g.guest_rc == 2) {
+    } else if (g.guest_exit() == 2) {
       verdict = "error";
       reason = "guest krepro: usage or scenario error (exit 2)";
-    } else if (g.guest_rc >= 0) {
+    } else if (g.guest_exit() >= 0) {
       verdict = "error";
-      reason = fmt::format("guest krepro exited {} without results", g.guest_rc);
+      reason = fmt::format("guest krepro exited {} without results", g.guest_exit());
       for (const auto& sig : console_sigs)
         if (sig.value("id", "") == "global-oom")
           reason += "; the guest ran out of memory (OOM killer: " + sig.value("sample", "") + ")";
@@ -561,7 +516,7 @@ int run_vm(const VmConfig& c) {
     s = {{"schema", "krepro.summary/1"},
          {"scenario", {{"name", stdfs::path(scenario).stem().string()}}},
          {"host",
-          {{"kernel_release", g.guest_kernel.empty() ? "unknown" : g.guest_kernel},
+          {{"kernel_release", g.guest_kernel().empty() ? "unknown" : g.guest_kernel()},
            {"cgroup_mode", "guest"},
            {"features_used", json::array()}}},
          {"started_at", started_at},
@@ -575,23 +530,29 @@ int run_vm(const VmConfig& c) {
          {"signatures", console_sigs}};
     vmj["console_tail"] = watch.tail();
   }
-  if (!spec.module_files.empty() || !g.unloaded.empty()) {
+  if (g.result_overflow()) {
+    vmj["result_overflow"] = true;
+    s["reason"] = s.value("reason", "") +
+                  fmt::format("; the guest's result archive was over {} MiB and was dropped",
+                              GuestStream::kMaxResultBase64 >> 20);
+  }
+  if (!spec.module_files.empty() || !g.unloaded().empty()) {
     json fx = json::array();
     for (const auto& m : spec.module_files) {
       std::string n = module_name(m.name_or_path);
       json e = {{"module", n}, {"path", m.name_or_path}, {"params", m.params}};
-      if (g.unloaded.count(n)) e["rmmod_status"] = g.unloaded[n];
+      if (g.unloaded().count(n)) e["rmmod_status"] = g.unloaded().at(n);
       fx.push_back(e);
     }
     vmj["module_files"] = fx;
   }
   if (c.disk_delay_ms > 0) vmj["disk_delay_ms"] = c.disk_delay_ms;
-  if (!g.setup_failures.empty()) {
+  if (!g.setup_failures().empty()) {
     // The guest did not run what was asked for (a fixture that did not
     // load): its verdict says nothing about the kernel.
-    vmj["setup_failures"] = g.setup_failures;
+    vmj["setup_failures"] = g.setup_failures();
     s["verdict"] = "error";
-    s["reason"] = "guest set-up failed: " + fmt::format("{}", fmt::join(g.setup_failures, ", "));
+    s["reason"] = "guest set-up failed: " + fmt::format("{}", fmt::join(g.setup_failures(), ", "));
   }
   vmj["stopped_by"] = stop_reason.empty() ? (qemu_exited ? "guest" : "host") : stop_reason;
   s["vm"] = vmj;
@@ -600,8 +561,8 @@ int run_vm(const VmConfig& c) {
   if (!c.quiet) results::print_human_summary(std::cout, s, out);
   log(fmt::format("boot {} s, total {:.1f} s, {} events streamed, stopped by {}",
                   vmj.contains("boot_s") ? fmt::format("{:.1f}", vmj["boot_s"].get<double>()) : "?",
-                  total_s, g.events, vmj["stopped_by"].get<std::string>()));
-  if (g.guest_rc == 2) return c.bisect ? 255 : 2;  // usage or scenario error in the guest
+                  total_s, g.events(), vmj["stopped_by"].get<std::string>()));
+  if (g.guest_exit() == 2) return c.bisect ? 255 : 2;  // usage or scenario error in the guest
   return exit_status(s.value("verdict", "error"), c.bisect);
 }
 

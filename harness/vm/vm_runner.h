@@ -51,7 +51,4 @@ double parse_duration_s(const std::string& s);
 // guest hangs or panics.
 int run_vm(const VmConfig& cfg);
 
-// Decodes base64 (whitespace ignored); false on a bad character.
-bool base64_decode(std::string_view in, std::string* out);
-
 }  // namespace krepro::vm
