@@ -151,9 +151,17 @@ int compare_main(const std::vector<std::string>& side_a, const std::vector<std::
     why.push_back(fmt::format("reproduction rate rose {} -> {}", pct_str(ra), pct_str(rb)));
   }
 
-  // Latency per operation.
+  // Latency per operation. Each operation is one test; the family (a
+  // dozen operations in a smoke run) is Holm-adjusted so that "significant"
+  // keeps its 5 % meaning for the comparison as a whole.
   auto va = op_values(A), vb = op_values(B);
-  J["operations"] = json::array();
+  struct OpTest {
+    std::string name, basis;
+    MannWhitney mw;
+    double a50, a99, b50, b99, rel;
+    bool b_higher;
+  };
+  std::vector<OpTest> tests;
   for (const auto& [name, a] : va) {
     auto it = vb.find(name);
     if (it == vb.end()) continue;
@@ -173,32 +181,70 @@ int compare_main(const std::vector<std::string>& side_a, const std::vector<std::
       // distributions (quantiles, not independent samples: indicative).
       xa = &a.ladder, xb = &b.ladder, basis = "percentile_ladder";
     }
-    MannWhitney mw = mann_whitney_u(*xa, *xb);
-    double a99 = median(a.p99), b99 = median(b.p99);
-    double rel = a99 > 0 ? (b99 - a99) / a99 : 0;
-    bool sig = mw.p < kAlpha;
-    // Ladder quantiles are not independent samples: their test is shown but
-    // does not gate the exit status (a single run a side proves nothing).
-    bool regress =
-        sig && basis != "percentile_ladder" && rel > kRegression && median(*xb) > median(*xa);
+    OpTest t{
+        name,          basis, mann_whitney_u(*xa, *xb), median(a.p50), median(a.p99), median(b.p50),
+        median(b.p99), 0,     median(*xb) > median(*xa)};
+    t.rel = t.a99 > 0 ? (t.b99 - t.a99) / t.a99 : 0;
+    tests.push_back(std::move(t));
+  }
+  // Ladder quantiles are not independent samples: their test is shown but
+  // is not part of the family and does not gate the exit status.
+  std::vector<double> p2, p1;
+  for (const auto& t : tests)
+    if (t.basis != "percentile_ladder") p2.push_back(t.mw.p), p1.push_back(t.mw.p_b_greater);
+  std::vector<double> h2 = holm_adjust(p2), h1 = holm_adjust(p1);
+  J["operations"] = json::array();
+  size_t k = 0;
+  for (const auto& t : tests) {
+    bool gated = t.basis != "percentile_ladder";
+    double p_holm = gated ? h2[k] : 1, p_up_holm = gated ? h1[k] : 1;
+    if (gated) ++k;
+    bool sig = gated && p_holm < kAlpha;
+    // Worse = B higher, one-sided test significant after adjustment, and a
+    // rise of the median p99 that matters (noise-sized shifts do not).
+    bool regress = gated && p_up_holm < kAlpha && t.rel > kRegression && t.b_higher;
     if (regress) {
       worse = true;
-      why.push_back(fmt::format("{} p99 {} -> {} ms (+{:.0f}%, p={:.3g})", name, ms(a99), ms(b99),
-                                rel * 100, mw.p));
+      why.push_back(fmt::format("{} p99 {} -> {} ms (+{:.0f}%, one-sided p={:.3g}, Holm {:.3g})",
+                                t.name, ms(t.a99), ms(t.b99), t.rel * 100, t.mw.p_b_greater,
+                                p_up_holm));
     }
-    J["operations"].push_back({{"op", name},
-                               {"a", {{"p50_ns", median(a.p50)}, {"p99_ns", a99}}},
-                               {"b", {{"p50_ns", median(b.p50)}, {"p99_ns", b99}}},
-                               {"p99_rel_diff", rel},
-                               {"basis", basis},
-                               {"n_a", mw.n1},
-                               {"n_b", mw.n2},
-                               {"U", mw.u},
-                               {"U_a", mw.u1},
-                               {"p", mw.p},
-                               {"exact", mw.exact},
+    J["operations"].push_back({{"op", t.name},
+                               {"a", {{"p50_ns", t.a50}, {"p99_ns", t.a99}}},
+                               {"b", {{"p50_ns", t.b50}, {"p99_ns", t.b99}}},
+                               {"p99_rel_diff", t.rel},
+                               {"basis", t.basis},
+                               {"n_a", t.mw.n1},
+                               {"n_b", t.mw.n2},
+                               {"U", t.mw.u},
+                               {"U_a", t.mw.u1},
+                               {"p", t.mw.p},
+                               {"p_holm", p_holm},
+                               {"p_b_greater", t.mw.p_b_greater},
+                               {"p_b_greater_holm", p_up_holm},
+                               {"exact", t.mw.exact},
                                {"significant", sig},
                                {"regression", regress}});
+  }
+  J["family"] = {{"tests", p2.size()}, {"correction", "holm"}};
+  // Few runs a side cannot reach significance over a large family: say so
+  // rather than let "no significant difference" read as evidence.
+  if (!tests.empty() && tests.front().basis == "run_p99" && !p2.empty()) {
+    auto min_p = [](size_t n1, size_t n2) {  // 2 / C(n1+n2, n1): complete separation
+      double c = 1;
+      for (size_t i = 1; i <= n1; ++i) c = c * static_cast<double>(n2 + i) / static_cast<double>(i);
+      return 2 / c;
+    };
+    const size_t na = A.runs.size(), nb = B.runs.size();
+    const double need = kAlpha / static_cast<double>(p2.size());
+    if (min_p(na, nb) >= need) {
+      size_t n = std::max(na, nb);
+      while (min_p(n, n) >= need) ++n;
+      J["power_hint"] = fmt::format(
+          "with {} and {} runs the smallest possible p is {:.3g}, above the {:.3g} Holm needs for "
+          "{} operations: {} runs a side can show a difference",
+          na, nb, min_p(na, nb), need, p2.size(), n);
+    }
   }
 
   Leaks la = leaks_of(A), lb = leaks_of(B);
@@ -243,14 +289,20 @@ int compare_main(const std::vector<std::string>& side_a, const std::vector<std::
   }
   if (!J["operations"].empty()) {
     out << fmt::format("\n{:<30} {:>9} {:>9} {:>9} {:>9} {:>8} {:>9} {:>9}  {}\n", "operation",
-                       "A p50 ms", "A p99 ms", "B p50 ms", "B p99 ms", "p99 Δ", "U", "p", "basis");
+                       "A p50 ms", "A p99 ms", "B p50 ms", "B p99 ms", "p99 Δ", "U", "p Holm",
+                       "basis");
     for (const auto& o : J["operations"])
       out << fmt::format("{:<30} {:>9} {:>9} {:>9} {:>9} {:>+7.1f}% {:>9.1f} {:>9.3g}{} {}\n",
                          o["op"].get<std::string>(), ms(o["a"]["p50_ns"]), ms(o["a"]["p99_ns"]),
                          ms(o["b"]["p50_ns"]), ms(o["b"]["p99_ns"]),
                          o["p99_rel_diff"].get<double>() * 100, o["U"].get<double>(),
-                         o["p"].get<double>(), o["significant"].get<bool>() ? "*" : " ",
+                         o["p_holm"].get<double>(), o["significant"].get<bool>() ? "*" : " ",
                          o["basis"].get<std::string>());
+  }
+  if (!J["operations"].empty()) {
+    out << fmt::format("(Mann–Whitney U, two-sided, Holm-adjusted over {} operations; * p < {})\n",
+                       p2.size(), kAlpha);
+    if (J.contains("power_hint")) out << J["power_hint"].get<std::string>() << "\n";
   }
   auto leak = [](double v) { return v < 0 ? std::string("–") : fmt::format("{:.0f}", v); };
   out << fmt::format("\nleaks                          A        B\n");

@@ -84,6 +84,11 @@ MannWhitney mann_whitney_u(const std::vector<double>& a, const std::vector<doubl
     for (size_t u = 0; u < counts.size() && static_cast<double>(u) <= r.u + 1e-9; ++u)
       tail += counts[u];
     r.p = std::min(1.0, 2 * tail / total);
+    // U1 counts pairs a > b: small U1 means b is larger.
+    double lower = 0;
+    for (size_t u = 0; u < counts.size() && static_cast<double>(u) <= r.u1 + 1e-9; ++u)
+      lower += counts[u];
+    r.p_b_greater = std::min(1.0, lower / total);
     r.exact = true;
     return r;
   }
@@ -93,7 +98,24 @@ MannWhitney mann_whitney_u(const std::vector<double>& a, const std::vector<doubl
   double d = std::fabs(r.u1 - mean);
   r.z = std::max(0.0, d - 0.5) / std::sqrt(var);
   r.p = std::min(1.0, std::erfc(r.z / std::sqrt(2.0)));
+  const double z_b = (mean - r.u1 - 0.5) / std::sqrt(var);  // continuity-corrected
+  r.p_b_greater = std::min(1.0, 0.5 * std::erfc(z_b / std::sqrt(2.0)));
   return r;
+}
+
+std::vector<double> holm_adjust(const std::vector<double>& p) {
+  const size_t m = p.size();
+  std::vector<size_t> order(m);
+  std::iota(order.begin(), order.end(), size_t{0});
+  std::sort(order.begin(), order.end(), [&](size_t a, size_t b) { return p[a] < p[b]; });
+  std::vector<double> adj(m);
+  double running = 0;
+  for (size_t i = 0; i < m; ++i) {
+    double v = std::min(1.0, static_cast<double>(m - i) * p[order[i]]);
+    running = std::max(running, v);
+    adj[order[i]] = running;
+  }
+  return adj;
 }
 
 double median(std::vector<double> v) {

@@ -16,11 +16,12 @@ Interval wilson_interval(size_t k, size_t n, double z = 1.959963984540054);
 
 struct MannWhitney {
   size_t n1 = 0, n2 = 0;
-  double u1 = 0;  // U of the first sample: pairs a > b, ties count 1/2
-  double u2 = 0;  // n1*n2 - u1
-  double u = 0;   // min(u1, u2), the tabulated statistic
-  double z = 0;   // normal approximation (0 when exact)
-  double p = 1;   // two-sided
+  double u1 = 0;           // U of the first sample: pairs a > b, ties count 1/2
+  double u2 = 0;           // n1*n2 - u1
+  double u = 0;            // min(u1, u2), the tabulated statistic
+  double z = 0;            // normal approximation (0 when exact)
+  double p = 1;            // two-sided
+  double p_b_greater = 1;  // one-sided: b tends to be larger than a
   bool exact = false;
 };
 // Two-sided test. Exact permutation distribution when there are no ties
@@ -29,5 +30,10 @@ struct MannWhitney {
 MannWhitney mann_whitney_u(const std::vector<double>& a, const std::vector<double>& b);
 
 double median(std::vector<double> v);
+
+// Holm–Bonferroni step-down adjustment of a family of p-values (same order
+// as given): controls the chance of any false "significant" across the
+// family, e.g. the dozen operations of one comparison.
+std::vector<double> holm_adjust(const std::vector<double>& p);
 
 }  // namespace krepro::results

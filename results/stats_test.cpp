@@ -39,6 +39,37 @@ TEST(MannWhitney, ExactSmallSample) {
   EXPECT_NEAR(r.p, 2.0 / 70, 1e-12);
 }
 
+TEST(MannWhitney, OneSidedFollowsTheDirection) {
+  // B above A, complete separation 5 v 5: one-sided p = 1/C(10,5) = 1/252.
+  auto up = mann_whitney_u({1, 2, 3, 4, 5}, {6, 7, 8, 9, 10});
+  EXPECT_NEAR(up.p_b_greater, 1.0 / 252, 1e-12);
+  EXPECT_NEAR(up.p, 2.0 / 252, 1e-12);
+  // B below A: the one-sided test for "B larger" finds nothing.
+  auto down = mann_whitney_u({6, 7, 8, 9, 10}, {1, 2, 3, 4, 5});
+  EXPECT_NEAR(down.p_b_greater, 1.0, 1e-12);
+  // Normal approximation (n > 20) keeps the direction too.
+  std::vector<double> a, b;
+  for (int i = 0; i < 30; ++i) a.push_back(i), b.push_back(i + 10.5);
+  auto big = mann_whitney_u(a, b);
+  EXPECT_FALSE(big.exact);
+  EXPECT_LT(big.p_b_greater, 0.01);
+  EXPECT_NEAR(big.p_b_greater, big.p / 2, 1e-3);
+  EXPECT_GT(mann_whitney_u(b, a).p_b_greater, 0.99);
+}
+
+TEST(Holm, StepDownAdjustment) {
+  // Sorted p 0.01, 0.02, 0.03, 0.5 with m = 4: 0.04, max(0.04, 0.06) = 0.06,
+  // max(0.06, 0.06) = 0.06, max(0.06, 0.5) = 0.5 — back in input order.
+  auto adj = holm_adjust({0.03, 0.5, 0.01, 0.02});
+  ASSERT_EQ(adj.size(), 4u);
+  EXPECT_NEAR(adj[0], 0.06, 1e-12);
+  EXPECT_NEAR(adj[1], 0.5, 1e-12);
+  EXPECT_NEAR(adj[2], 0.04, 1e-12);
+  EXPECT_NEAR(adj[3], 0.06, 1e-12);
+  EXPECT_NEAR(holm_adjust({0.4, 0.9})[1], 0.9, 1e-12);  // capped at 1, monotone
+  EXPECT_TRUE(holm_adjust({}).empty());
+}
+
 TEST(MannWhitney, NormalApproximationWithTies) {
   // A = {1,1,2,2}, B = {2,2,3,3}. Midranks: 1 -> 1.5, 2 -> 4.5, 3 -> 7.5.
   // R_A = 12, U_A = 12 - 10 = 2, U_B = 14. Ties t = 2, 4, 2:
