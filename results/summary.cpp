@@ -40,6 +40,37 @@ std::string ms(const nlohmann::json& lat, const char* pct) {
   if (!p.contains(pct)) return "-";
   return fmt::format("{:.2f}", p[pct].get<double>() / 1e6);
 }
+// A number of a leak entry, or "-" when absent or null.
+std::string num_or_dash(const nlohmann::json& o, const char* k, const char* f = "{:.0f}") {
+  if (!o.contains(k) || !o[k].is_number()) return "-";
+  return fmt::format(fmt::runtime(f), o[k].get<double>());
+}
+
+void print_leaks(std::ostream& os, const nlohmann::json& l) {
+  if (!l.is_object()) return;
+  for (const auto& [k, v] : l.items()) {
+    if (k == "dying_memcgs" && v.is_object()) {
+      os << fmt::format(
+          "  leaks    dying memcgs: peak {}, at churn end {}, after {} s drain wait {} (half "
+          "drained after {} s)\n",
+          num_or_dash(v, "peak"), num_or_dash(v, "at_churn_end"),
+          num_or_dash(v, "drain_wait_s", "{:.1f}"), num_or_dash(v, "after_drain_wait"),
+          num_or_dash(v, "drain_half_s", "{:.1f}"));
+    } else if (k == "netns_not_freed" && v.is_object()) {
+      os << fmt::format(
+          "  leaks    netns: {} dropped, {} freed, {} not freed at the end (most pending at once "
+          "{}, stale {})\n",
+          num_or_dash(v, "watched"), num_or_dash(v, "freed"), num_or_dash(v, "end"),
+          num_or_dash(v, "peak"), num_or_dash(v, "peak_stale"));
+    } else if (k == "net_namespace_objects" && v.is_object()) {
+      os << fmt::format("  leaks    net_namespace slab objects: {} at start, peak {}\n",
+                        num_or_dash(v, "start"), num_or_dash(v, "peak"));
+    } else {
+      os << fmt::format("  leaks    {}: {}\n", k, v.dump());
+    }
+  }
+}
+
 }  // namespace
 
 void print_human_summary(std::ostream& os, const nlohmann::json& s, const std::string& dir) {
@@ -74,7 +105,7 @@ void print_human_summary(std::ostream& os, const nlohmann::json& s, const std::s
   io_rows(s["workload"], "");
   for (const auto& [k, v] : s["workload"].items())
     if (v.is_object() && !v.contains("lat_ns") && k != "stalls") io_rows(v, k + "/");
-  if (!s["leaks"].empty()) os << "  leaks: " << s["leaks"].dump() << "\n";
+  print_leaks(os, s["leaks"]);
   for (const auto& sig : s["signatures"])
     os << fmt::format("  signature {} x{}: {}\n", sig.value("id", "?"), sig.value("count", 0),
                       sig.value("sample", ""));
