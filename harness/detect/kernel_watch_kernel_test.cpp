@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <functional>
@@ -129,6 +130,7 @@ options:
   EXPECT_EQ(s["leaks"]["netns_not_freed"]["end"], 0);
   EXPECT_EQ(s["verdict"], "not_reproduced");
   EXPECT_EQ(s["churn"]["veth"]["destroyed"], 3);
+  std::printf("holder: not-freed episode %s\n", eps[0].dump().c_str());
 }
 
 // Writes a forged netdev message with user facility during a run.
@@ -179,6 +181,9 @@ TEST_F(DetectKernel, UserFacilityRecordsIgnoredByDefaultDetectedWhenTrusted) {
   ASSERT_GT(seen, 0);
   EXPECT_LT(seen - written, 1'000'000'000);
   EXPECT_GE(seen - written, 0);
+  std::printf("forged user record: %d ignored by default; trusted: seen %.1f ms after write\n",
+              plain["kmsg"]["ignored_user_records"].get<int>(),
+              static_cast<double>(seen - written) / 1e6);
 }
 
 TEST_F(DetectKernel, DyingMemcgsPinnedByPageCacheThenDrain) {
@@ -206,6 +211,7 @@ options:
   // ...and once the files are gone they drain.
   EXPECT_LT(d["after_drain_wait"].get<int>(), d["peak"].get<int>() / 2) << d.dump();
   EXPECT_EQ(r.summary["churn"]["cgroups"]["destroyed"], 1500);
+  std::printf("dying memcgs: %s\n", d.dump().c_str());
 }
 
 }  // namespace

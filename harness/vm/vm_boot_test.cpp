@@ -231,7 +231,9 @@ TEST_F(VmBoot, NightlyWritesIndex) {
   {
     std::ofstream f(list);
     f << "# name kernel modules\n"
-      << "deb61 " << test_kernel().kernel << " " << test_kernel().modules << " -- slab_nomerge\n";
+      << "deb61 " << test_kernel().kernel << " " << test_kernel().modules << "\n"
+      << "deb61-nomerge " << test_kernel().kernel << " " << test_kernel().modules
+      << " -- slab_nomerge\n";
   }
   std::string out = (dir_ / "nightly").string();
   std::string cmd = "KREPRO_VM_GUEST_BINARY=" + shell_quote(KREPRO_BINARY) + " " +
@@ -245,17 +247,27 @@ TEST_F(VmBoot, NightlyWritesIndex) {
   auto idx = fs::read_file(out + "/index.json");
   ASSERT_TRUE(idx) << log;
   auto j = nlohmann::json::parse(*idx);
-  ASSERT_EQ(j["runs"].size(), 1u);
+  // Two images (the same kernel, the second with another command line):
+  // a row each, in list order, each with its own run folder and report.
+  ASSERT_EQ(j["runs"].size(), 2u) << j.dump(2);
   EXPECT_EQ(j["runs"][0]["image"], "deb61");
-  EXPECT_EQ(j["runs"][0]["scenario"], "smoke");
-  EXPECT_EQ(j["runs"][0]["verdict"], "not_reproduced");
+  EXPECT_EQ(j["runs"][1]["image"], "deb61-nomerge");
   auto html = fs::read_file(out + "/index.html");
   ASSERT_TRUE(html);
-  EXPECT_NE(html->find("deb61-smoke/"), std::string::npos);
-  auto sum = fs::read_file(out + "/deb61-smoke/summary.json");
-  ASSERT_TRUE(sum);
-  EXPECT_NE(nlohmann::json::parse(*sum)["vm"]["append"].get<std::string>().find("slab_nomerge"),
-            std::string::npos);
+  for (const char* img : {"deb61", "deb61-nomerge"}) {
+    SCOPED_TRACE(img);
+    size_t i = std::string(img) == "deb61" ? 0 : 1;
+    EXPECT_EQ(j["runs"][i]["scenario"], "smoke");
+    EXPECT_EQ(j["runs"][i]["verdict"], "not_reproduced");
+    std::string run = std::string(img) + "-smoke";
+    EXPECT_NE(html->find(run + "/"), std::string::npos);
+    EXPECT_TRUE(fs::exists(out + "/" + run + "/report.html"));
+    auto sum = fs::read_file(out + "/" + run + "/summary.json");
+    ASSERT_TRUE(sum);
+    bool nomerge = nlohmann::json::parse(*sum)["vm"]["append"].get<std::string>().find(
+                       "slab_nomerge") != std::string::npos;
+    EXPECT_EQ(nomerge, i == 1);
+  }
 }
 #endif
 
