@@ -1,5 +1,7 @@
 #include "harness/detect/jitter.h"
 
+#include <fmt/format.h>
+
 #include <algorithm>
 #include <cmath>
 #include <map>
@@ -37,8 +39,17 @@ constexpr double kMedianShiftRatio = 1.1;
 // Allocator waits (kprobe pairs over kprobe_threshold) count as evidence in
 // a phase when there are at least 3 and their rate is 4x the baseline's
 // (any rate when the baseline had none).
-constexpr int kMinAllocWaits = 3;
+// Allocator waits as kernel evidence. A wait of one I/O's length (10-40 ms
+// on a 20 ms device) is what any mempool user sees now and then: a TCG
+// guest without the fault showed 3 in a 30 s churn phase (and none in
+// baseline), with the fault 55. So: at least 10 waits at 4x the baseline
+// rate (a baseline without any counts as one), or one wait of the
+// mempool's own timeout class (mm/mempool.c io_schedule_timeout(5*HZ):
+// nothing came back to the pool for a second or more) that the baseline
+// never showed.
+constexpr int kMinAllocWaits = 10;
 constexpr double kAllocWaitRateRatio = 4.0;
+constexpr double kAllocTimeoutClassMs = 1000;
 
 std::vector<double> interval_p50s(const json& op) {
   std::vector<double> v;
@@ -178,36 +189,54 @@ json jitter_finding(const json& phases, const std::vector<json>& stalls, const j
   // Allocator waits per phase from the kprobe pairs (mempool_alloc ...).
   json alloc_waits = json::object();
   bool alloc_evidence = false;
+  double alloc_first_s = -1;  // first wait in the phase that made them evidence
   if (kernel_io.is_object() && kernel_io.contains("kprobes") && kernel_io["kprobes"].is_object()) {
     for (auto& [func, kp] : kernel_io["kprobes"].items()) {
       if (!allocator_function(func) || !kp.is_object() || !kp.contains("slow")) continue;
-      json by_phase = json::object();
+      json by_phase = json::object(), long_by_phase = json::object();
       double max_ms = 0, base_rate = -1;
-      bool evident = false;
+      bool evident = false, base_long = false;
+      std::string why;
       for (size_t i = 0; i < phases.size(); ++i) {
         const auto& ph = phases[i];
         double a = ph.value("start_s", 0.0), b = ph.value("end_s", 0.0);
-        int n = 0;
+        int n = 0, n_long = 0;
+        double first = -1;
         for (const auto& w : kp["slow"]) {
-          double t = w.value("start_s", -1.0);
+          double t = w.value("start_s", -1.0), ms = w.value("ms", 0.0);
           if (t >= a && t < b) {
             ++n;
-            max_ms = std::max(max_ms, w.value("ms", 0.0));
+            n_long += ms >= kAllocTimeoutClassMs;
+            max_ms = std::max(max_ms, ms);
+            if (first < 0 || t < first) first = t;
           }
         }
         double secs = std::max(b - a, 1.0), rate = n / secs;
         by_phase[ph.value("name", "")] = n;
+        long_by_phase[ph.value("name", "")] = n_long;
         if (i == 0) {
-          base_rate = rate;
-        } else if (n >= kMinAllocWaits && rate >= kAllocWaitRateRatio * base_rate) {
+          base_rate = std::max(n, 1) / secs;
+          base_long = n_long > 0;
+          continue;
+        }
+        bool many = n >= kMinAllocWaits && rate >= kAllocWaitRateRatio * base_rate;
+        bool timeout_class = n_long > 0 && !base_long;
+        if ((many || timeout_class) && !evident) {
           evident = true;
+          alloc_first_s = alloc_first_s < 0 ? first : std::min(alloc_first_s, first);
+          why = many ? fmt::format("{} waits in {} ({:.2f}/s vs baseline {:.2f}/s)", n,
+                                   ph.value("name", ""), rate, base_rate)
+                     : fmt::format("{} wait(s) of >= {:.0f} ms in {}, none in baseline", n_long,
+                                   kAllocTimeoutClassMs, ph.value("name", ""));
         }
       }
       alloc_waits[func] = {{"over_threshold", kp.value("slow_count", 0)},
                            {"threshold_ms", kp.value("threshold_ns", 0) / 1e6},
                            {"max_ms", max_ms},
                            {"by_phase", by_phase},
+                           {"timeout_class_by_phase", long_by_phase},
                            {"evidence", evident}};
+      if (evident) alloc_waits[func]["why"] = why;
       alloc_evidence |= evident;
     }
   }
@@ -225,7 +254,9 @@ json jitter_finding(const json& phases, const std::vector<json>& stalls, const j
           {"bug", "kmem-writeback-jitter"},
           {"detector", "jitter"},
           {"verdict", verdict},
-          {"first_seen_s", listed.empty() ? json(nullptr) : listed.front()["t_s"]},
+          {"first_seen_s", !listed.empty()      ? listed.front()["t_s"]
+                           : alloc_first_s >= 0 ? json(alloc_first_s)
+                                                : json(nullptr)},
           {"evidence",
            {{"stalls", stalls.size()},
             {"stalls_by_phase", stalls_by_phase},
