@@ -2,8 +2,11 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
+#include <cstring>
 #include <map>
 #include <mutex>
+#include <optional>
 #include <set>
 #include <thread>
 
@@ -189,10 +192,18 @@ class DstateDetector final : public engine::RunObserver {
       std::string comm = lp == std::string::npos ? "?" : st->substr(lp + 1, rp - lp - 1);
       seen.insert(n);
       auto& t = tasks_[n];
+      auto sw = context_switches(paths_.proc + "/" + n + "/status");
       if (t.first_ns == 0) {
         t.first_ns = now;
         t.comm = comm;
+        t.still_since_ns = now;
+        t.switches_known = sw.has_value();
+        t.switches0 = t.switches_last = sw.value_or(0);
+      } else if (sw && *sw != t.switches_last) {
+        t.switches_last = *sw;
+        t.still_since_ns = now;  // it ran since the last look
       }
+      t.longest_still_ns = std::max(t.longest_still_ns, now - t.still_since_ns);
       t.last_ns = now;
       if (!t.reported && now - t.first_ns >= threshold_ns_) {
         t.reported = true;
@@ -206,6 +217,7 @@ class DstateDetector final : public engine::RunObserver {
                          {{"pid", std::stoi(n)},
                           {"comm", t.comm},
                           {"seconds", (now - t.first_ns) / 1e9},
+                          {"context_switches", t.switches_last - t.switches0},
                           {"wchan", t.wchan}},
                          now);
       }
@@ -224,18 +236,37 @@ class DstateDetector final : public engine::RunObserver {
   void finish(engine::RunContext& ctx, engine::RunStats& stats, json& summary) override {
     json tasks = json::array();
     double first = 0;
+    bool any_stuck = false, have_first = false;
     for (const auto& [pid, t] : tasks_) {
       if (!t.reported) continue;
-      if (tasks.empty() || run_s(ctx, t.first_ns) < first) first = run_s(ctx, t.first_ns);
+      // Stuck the way khungtaskd means it (kernel/hung_task.c
+      // check_hung_task: nvcsw + nivcsw unchanged since the last look): no
+      // context switch for the threshold. A task in D at every look that
+      // does switch is waiting again and again — an msleep poll loop such
+      // as netdev_wait_allrefs_any, a jbd2 thread on a slow device — and is
+      // listed with its switch count but is not a blocked-task finding.
+      bool stuck = !t.switches_known || t.longest_still_ns >= threshold_ns_;
+      any_stuck |= stuck;
+      if (stuck && (!have_first || run_s(ctx, t.first_ns) < first)) {
+        first = run_s(ctx, t.first_ns);
+        have_first = true;
+      }
       json j = {{"pid", std::stoi(pid)},
                 {"comm", t.comm},
                 {"first_seen_s", run_s(ctx, t.first_ns)},
-                {"d_state_s", (t.last_ns - t.first_ns) / 1e9}};
+                {"d_state_s", (t.last_ns - t.first_ns) / 1e9},
+                {"stuck", stuck}};
+      if (t.switches_known) {
+        j["context_switches"] = t.switches_last - t.switches0;
+        j["longest_without_switch_s"] = t.longest_still_ns / 1e9;
+      }
       if (!t.wchan.empty()) j["wchan"] = t.wchan;
       if (!t.stack.empty()) j["stack"] = t.stack;
       tasks.push_back(j);
     }
     if (tasks.empty()) return;
+    summary["blocked_tasks"] = tasks;
+    if (!any_stuck) return;
     // Join hung-task records the kernel printed about the same tasks.
     json hung = json::array();
     for (const auto& s : summary["signatures"])
@@ -246,7 +277,6 @@ class DstateDetector final : public engine::RunObserver {
                               {"verdict", "suspect"},
                               {"first_seen_s", first},
                               {"evidence", {{"tasks", tasks}, {"hung_task_records", hung}}}});
-    summary["blocked_tasks"] = tasks;
   }
 
  private:
@@ -257,9 +287,27 @@ class DstateDetector final : public engine::RunObserver {
   }
   struct Task {
     int64_t first_ns = 0, last_ns = 0;
+    int64_t still_since_ns = 0, longest_still_ns = 0;  // without a context switch
+    uint64_t switches0 = 0, switches_last = 0;
+    bool switches_known = false;
     std::string comm, wchan, stack;
     bool reported = false;
   };
+  // voluntary + nonvoluntary context switches from /proc/PID/status.
+  static std::optional<uint64_t> context_switches(const std::string& status) {
+    auto text = fs::read_file(status, 4096);
+    if (!text) return std::nullopt;
+    uint64_t sum = 0;
+    int found = 0;
+    for (const char* key : {"voluntary_ctxt_switches:", "nonvoluntary_ctxt_switches:"}) {
+      size_t p = text->find(std::string("\n") + key);
+      if (p == std::string::npos) continue;
+      sum += std::strtoull(text->c_str() + p + 1 + std::strlen(key), nullptr, 10);
+      ++found;
+    }
+    if (found != 2) return std::nullopt;
+    return sum;
+  }
   WatchPaths paths_;
   int64_t threshold_ns_ = 0;
   std::map<std::string, Task> tasks_;
