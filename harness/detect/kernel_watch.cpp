@@ -378,10 +378,15 @@ class NetnsDetector final : public engine::RunObserver {
           for (const char* f : {"netdev_run_todo", "netdev_wait_allrefs", "cleanup_net",
                                 "rtnl_lock", "pernet_ops_rwsem", "copy_net_ns"})
             if (st.find(f) != std::string::npos) {
-              blocked.push_back({{"pid", t.value("pid", 0)},
-                                 {"comm", t.value("comm", "")},
-                                 {"d_state_s", t.value("d_state_s", 0.0)},
-                                 {"in", f}});
+              json b = {{"pid", t.value("pid", 0)},
+                        {"comm", t.value("comm", "")},
+                        {"d_state_s", t.value("d_state_s", 0.0)},
+                        {"stuck", t.value("stuck", true)},
+                        {"in", f}};
+              // netdev_wait_allrefs_any polls with msleep: in D at every
+              // look, switching between them.
+              if (t.contains("context_switches")) b["context_switches"] = t["context_switches"];
+              blocked.push_back(b);
               break;
             }
         }
