@@ -42,7 +42,7 @@ OpRecorder::OpRecorder(std::string stream, int64_t start_ns)
 void OpRecorder::set_stall_threshold_ns(int64_t ns) {
   stall_threshold_ns_ = static_cast<uint64_t>(ns);
   for (size_t k = 0; k < kOpCount; ++k) {
-    if (!op_is_composite(static_cast<Op>(k))) ops_[k].stall_ns = stall_threshold_ns_;
+    if (op_is_stall_eligible(static_cast<Op>(k))) ops_[k].stall_ns = stall_threshold_ns_;
   }
 }
 

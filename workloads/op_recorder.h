@@ -42,6 +42,13 @@ inline constexpr size_t kOpCount = static_cast<size_t>(Op::kCount);
 std::string_view op_name(Op op);
 // Flush and compaction_step are made of many single ops.
 inline bool op_is_composite(Op op) { return op == Op::kFlush || op == Op::kCompactionStep; }
+// Ops whose slowness is a stall of the write path: the single reads,
+// writes and syncs. Not the composites (seconds by nature) and not unlink:
+// removing a rotated WAL or a compacted SST is background work in TiKV
+// (raft-engine purge, RocksDB's obsolete-file deletion), and ext4 takes
+// 100+ ms to free a 256 MiB preallocated file on this host. Their latency
+// is still recorded; a per-op threshold can still be set.
+inline bool op_is_stall_eligible(Op op) { return !op_is_composite(op) && op != Op::kUnlink; }
 
 struct StallEvent {
   Op op;

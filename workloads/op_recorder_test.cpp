@@ -98,6 +98,9 @@ TEST(OpRecorder, StallThreshold) {
   rec.set_stall_threshold_ns(Op::kFlush, kSec);
   rec.record(Op::kFlush, kT0, kT0 + 2 * kSec, "e.sst");
   EXPECT_EQ(rec.stall_count(), 3u);
+  // Deleting a rotated log is background work: slow, recorded, no stall.
+  rec.record(Op::kUnlink, kT0, kT0 + 200'000'000, "old.log");
+  EXPECT_EQ(rec.stall_count(), 3u);
 }
 
 TEST(OpRecorder, StallListIsBoundedButCounted) {
