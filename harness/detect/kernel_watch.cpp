@@ -207,12 +207,23 @@ class DstateDetector final : public engine::RunObserver {
       t.last_ns = now;
       if (!t.reported && now - t.first_ns >= threshold_ns_) {
         t.reported = true;
-        // /proc/PID/wchan and stack are often unreadable (this host: wchan
-        // reads 0, stack EACCES); kept when they say something.
+        // /proc/PID/wchan and stack are readable for krepro's own tasks
+        // and often not for others (this host: PID 1's stack EPERM, wchan
+        // 0); kept when they say something.
         auto wchan = fs::read_line(paths_.proc + "/" + n + "/wchan");
         t.wchan = wchan && *wchan != "0" ? *wchan : "";
         auto stack = fs::read_file(paths_.proc + "/" + n + "/stack", 8192);
         if (stack) t.stack = *stack;
+        // Whose task: one of krepro's jobs (in a cgroup named with the
+        // run's prefix), a kernel thread (kthreadd's child), or another.
+        auto cg = fs::read_file(paths_.proc + "/" + n + "/cgroup", 8192);
+        auto fields = fs::split(st->substr(rp + 2), ' ');
+        if (cg && !ctx.prefix.empty() && cg->find(ctx.prefix) != std::string::npos)
+          t.owner = "krepro";
+        else if (n == "2" || (fields.size() > 1 && fields[1] == "2"))
+          t.owner = "kernel-thread";
+        else
+          t.owner = "other";
         ctx.events->emit("dstate",
                          {{"pid", std::stoi(n)},
                           {"comm", t.comm},
@@ -255,6 +266,7 @@ class DstateDetector final : public engine::RunObserver {
                 {"comm", t.comm},
                 {"first_seen_s", run_s(ctx, t.first_ns)},
                 {"d_state_s", (t.last_ns - t.first_ns) / 1e9},
+                {"owner", t.owner},
                 {"stuck", stuck}};
       if (t.switches_known) {
         j["context_switches"] = t.switches_last - t.switches0;
@@ -291,6 +303,7 @@ class DstateDetector final : public engine::RunObserver {
     uint64_t switches0 = 0, switches_last = 0;
     bool switches_known = false;
     std::string comm, wchan, stack;
+    std::string owner;  // "krepro", "kernel-thread", "other"
     bool reported = false;
   };
   // voluntary + nonvoluntary context switches from /proc/PID/status.
@@ -382,6 +395,7 @@ class NetnsDetector final : public engine::RunObserver {
                         {"comm", t.value("comm", "")},
                         {"d_state_s", t.value("d_state_s", 0.0)},
                         {"stuck", t.value("stuck", true)},
+                        {"owner", t.value("owner", "")},
                         {"in", f}};
               // netdev_wait_allrefs_any polls with msleep: in D at every
               // look, switching between them.

@@ -38,10 +38,12 @@ class Dstate : public ::testing::Test {
   void TearDown() override { sfs::remove_all(dir_); }
 
   // One task in state `st` with `switches` voluntary context switches.
-  void task(int pid, const std::string& comm, char st, long switches) {
+  void task(int pid, const std::string& comm, char st, long switches, int ppid = 2,
+            const std::string& cgroup = "0::/\n") {
     std::string d = dir_ + "/proc/" + std::to_string(pid);
     sfs::create_directories(d);
-    std::ofstream(d + "/stat") << pid << " (" << comm << ") " << st << " 2 0 0 0 -1\n";
+    std::ofstream(d + "/stat") << pid << " (" << comm << ") " << st << " " << ppid << " 0 0 0 -1\n";
+    std::ofstream(d + "/cgroup") << cgroup;
     std::ofstream(d + "/status") << "Name:\t" << comm << "\nState:\t" << st
                                  << "\nvoluntary_ctxt_switches:\t" << switches
                                  << "\nnonvoluntary_ctxt_switches:\t3\n";
@@ -75,6 +77,7 @@ TEST_F(Dstate, StuckWithoutASwitchIsABlockedTaskFinding) {
   ASSERT_EQ(s["blocked_tasks"].size(), 1u) << s.dump(2);
   const json& t = s["blocked_tasks"][0];
   EXPECT_EQ(t["pid"], 101);
+  EXPECT_EQ(t["owner"], "kernel-thread");  // ppid 2: kthreadd's child
   EXPECT_TRUE(t["stuck"].get<bool>());
   EXPECT_EQ(t["context_switches"], 0);
   EXPECT_DOUBLE_EQ(t["longest_without_switch_s"].get<double>(), 12);
@@ -118,6 +121,18 @@ TEST_F(Dstate, ASwitchRestartsTheStillClockAndLeavingDForgetsTheTask) {
   EXPECT_EQ(s["blocked_tasks"][0]["pid"], 5);
   EXPECT_DOUBLE_EQ(s["blocked_tasks"][0]["longest_without_switch_s"].get<double>(), 13);
   EXPECT_TRUE(s["blocked_tasks"][0]["stuck"].get<bool>());
+}
+
+TEST_F(Dstate, OwnerIsKreproForTasksInTheRunsCgroups) {
+  auto d = make_dstate_detector({.kmsg = "", .proc = dir_ + "/proc"});
+  ASSERT_TRUE(d->start(ctx_));
+  task(300, "job", 'D', 1, 250, "4:memory:/krepro-0badcafe/krepro-0badcafe-17\n0::/\n");
+  task(301, "other", 'D', 1, 250);
+  for (int i = 0; i <= 11; ++i) d->sample(ctx_, at(i));
+  json s = finish(*d);
+  ASSERT_EQ(s["blocked_tasks"].size(), 2u) << s.dump(2);
+  EXPECT_EQ(s["blocked_tasks"][0]["owner"], "krepro");
+  EXPECT_EQ(s["blocked_tasks"][1]["owner"], "other");
 }
 
 TEST_F(Dstate, UnreadableStatusCountsAsStuck) {
