@@ -57,6 +57,7 @@ void print_leaks(std::ostream& os, const nlohmann::json& l) {
           num_or_dash(v, "drain_wait_s", "{:.1f}"), num_or_dash(v, "after_drain_wait"),
           num_or_dash(v, "drain_half_s", "{:.1f}"));
     } else if (k == "netns_not_freed" && v.is_object()) {
+      if (!v.contains("watched")) continue;  // the run dropped no namespace
       os << fmt::format(
           "  leaks    netns: {} dropped, {} freed, {} not freed at the end (most pending at once "
           "{}, stale {})\n",
