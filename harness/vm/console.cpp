@@ -15,6 +15,10 @@ std::vector<std::string> LineSplitter::feed(std::string_view bytes) {
       partial_.clear();
     } else {
       partial_.push_back(c);
+      if (partial_.size() >= kMaxLine) {  // a guest writing without newlines
+        out.push_back(std::move(partial_));
+        partial_.clear();
+      }
     }
   }
   return out;

@@ -18,6 +18,9 @@ namespace krepro::vm {
 // "\n" into "\r\n", drivers/tty/n_tty.c do_output_char with ONLCR).
 class LineSplitter {
  public:
+  // A longer run of bytes without a newline is cut into lines of this size
+  // (the guest's base64 archive lines are 76 bytes, its events < 4 KiB).
+  static constexpr size_t kMaxLine = 1u << 20;
   std::vector<std::string> feed(std::string_view bytes);
   // What is left without a newline.
   std::string flush();

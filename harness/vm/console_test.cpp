@@ -16,6 +16,20 @@ TEST(LineSplitter, SplitsAcrossChunksAndDropsCr) {
   EXPECT_EQ(s.flush(), "");
 }
 
+TEST(LineSplitter, EndlessBytesWithoutANewlineAreCutNotHeld) {
+  LineSplitter s;
+  std::string chunk(64 * 1024, 'x');
+  size_t lines = 0;
+  for (int i = 0; i < 40; ++i) {  // 2.5 MiB without a newline
+    for (const auto& l : s.feed(chunk)) {
+      EXPECT_EQ(l.size(), LineSplitter::kMaxLine);
+      ++lines;
+    }
+  }
+  EXPECT_EQ(lines, 2u);
+  EXPECT_EQ(s.flush().size(), 40 * chunk.size() - 2 * LineSplitter::kMaxLine);
+}
+
 TEST(ConsoleWatch, DetectsPanicAndKeepsItsText) {
   ConsoleWatch w;
   w.feed_line("[    1.000000] Run /init as init process");
