@@ -244,10 +244,14 @@ std::string timeline(const RunData& run) {
   PlotPanel churn{"churn rate (objects/s)", {}, false};
   int c = 0;
   for (auto& [k, r] : rates) {
+    // An actor that publishes a rate but churned nothing (the I/O workload
+    // has a "rate" of 0 objects) would only be a flat line at 0.
+    if (std::all_of(r.points.begin(), r.points.end(), [](const auto& p) { return p.second == 0; }))
+      continue;
     r.color = kPalette[c++ % 8];
     churn.series.push_back(r);
   }
-  spec.panels.push_back(churn);
+  if (!churn.series.empty()) spec.panels.push_back(churn);
   if (!dying.points.empty()) {
     PlotPanel mem{"memory cgroups (count)", {dying}, false};
     if (!drain.points.empty()) mem.series.push_back(drain);
