@@ -100,10 +100,15 @@ Result<std::map<std::string, std::string>> read_modinfo(const std::string& b) {
 Result<ModuleIndex> ModuleIndex::load(const std::string& dir) {
   ModuleIndex idx;
   auto dep = fs::read_file(dir + "/modules.dep", size_t{64} << 20);
-  if (dep && !fs::trim(*dep).empty()) {
-    auto r = from_modules_dep(*dep);
-    if (!r) return make_error(r.error().err(), dir + "/modules.dep: " + r.error().message());
-    idx = std::move(*r);
+  if (dep) {
+    // depmod ran. An empty modules.dep is a kernel with everything built
+    // in (modules_install of such a kernel writes it so, beside a
+    // modules.builtin): no loadable module, and that is fine.
+    if (!fs::trim(*dep).empty()) {
+      auto r = from_modules_dep(*dep);
+      if (!r) return make_error(r.error().err(), dir + "/modules.dep: " + r.error().message());
+      idx = std::move(*r);
+    }
   } else {
     std::error_code ec;
     namespace stdfs = std::filesystem;

@@ -130,5 +130,29 @@ TEST(ModuleIndex, WithoutModulesDepUsesModinfo) {
   std::filesystem::remove_all(dir);
 }
 
+// modules_install of a kernel with everything built in (what
+// ci/kernel-configs/krepro-guest.config makes): an empty modules.dep, a
+// modules.builtin, no .ko. Every needed module is built in; none missing.
+TEST(ModuleIndex, AllBuiltInKernelHasAnEmptyModulesDep) {
+  auto dir = std::filesystem::temp_directory_path() /
+             ("krepro-mods-builtin-" + std::to_string(::getpid()));
+  std::filesystem::create_directories(dir / "kernel");
+  std::ofstream(dir / "modules.dep");
+  std::ofstream(dir / "modules.builtin") << "kernel/drivers/net/veth.ko\n"
+                                         << "kernel/net/bridge/bridge.ko\n";
+  auto idx = ModuleIndex::load(dir.string());
+  ASSERT_TRUE(idx) << idx.error().message();
+  std::vector<std::string> missing;
+  auto order = idx->resolve({"veth", "bridge"}, &missing);
+  ASSERT_TRUE(order);
+  EXPECT_TRUE(order->empty());
+  EXPECT_TRUE(missing.empty());
+  // Without modules.dep and without any .ko it is not a modules folder.
+  std::filesystem::remove(dir / "modules.dep");
+  std::filesystem::remove(dir / "modules.builtin");
+  EXPECT_FALSE(ModuleIndex::load(dir.string()));
+  std::filesystem::remove_all(dir);
+}
+
 }  // namespace
 }  // namespace krepro::vm
