@@ -185,6 +185,28 @@ TEST_F(VmBoot, HungGuestEndsByWatchdogWithEventsKept) {
   std::printf("vm hang: ended after %.1f s (watchdog 8 s)\n", took);
 }
 
+// A guest that reports it is done but never powers off (a kernel without
+// ACPI halts on poweroff): the host ends it 10 s after KREPRO-DONE, long
+// before the 60 s watchdog.
+TEST_F(VmBoot, GuestThatIsDoneButDoesNotPowerOffIsEnded) {
+  VmConfig c = base();
+  c.guest_args = {"run", "smoke"};  // never reached: the fixture is init
+  c.extra_files.emplace_back(
+      std::string(KREPRO_SOURCE_DIR) + "/ci/vm-test-fixtures/done-no-poweroff",
+      "bin/krepro-done-no-poweroff");
+  c.append = "rdinit=/bin/krepro-done-no-poweroff";
+  c.watchdog_s = 60;
+  c.timeout_s = 240;
+  int64_t t0 = mono_ns();
+  run_vm(c);
+  double took = static_cast<double>(mono_ns() - t0) / 1e9;
+  auto s = summary();
+  EXPECT_EQ(s["vm"]["stopped_by"], "done") << s.dump(2);
+  EXPECT_EQ(s["vm"]["guest_exit"], 0);
+  EXPECT_LT(took, 60.0);  // boot + 10 s grace, not the watchdog
+  std::printf("vm done-no-poweroff: ended after %.1f s\n", took);
+}
+
 #ifdef KREPRO_VM_CLI
 // ci/bisect-step on a fake kernel tree whose "build" copies the Debian
 // kernel: the step boots it, runs smoke and answers git bisect's codes.

@@ -64,6 +64,9 @@ namespace {
 // loaded TCG host (the kernel decompresses itself and the initramfs without
 // printing), so the no-progress limit is at least this long until then.
 constexpr double kBootGraceS = 90;
+// After KREPRO-DONE the guest syncs and powers off; past this the host
+// ends it.
+constexpr int64_t kDoneGraceNs = 10'000'000'000;
 
 // The guest's result archive holds regular files and folders only; a link
 // in it (a guest that writes what it likes) could make later writes into
@@ -349,7 +352,7 @@ int run_vm(const VmConfig& c) {
   GuestStream g;
   std::ofstream console_log(out + "/console.log", std::ios::trunc);
   std::ofstream events_log(out + "/events.jsonl", std::ios::trunc);
-  int64_t last_progress = mono_ns(), t_first_console = 0, t_init = 0, t_panic = 0;
+  int64_t last_progress = mono_ns(), t_first_console = 0, t_init = 0, t_panic = 0, t_done = 0;
   std::string stop_reason;  // why the host ended the guest
   bool qemu_exited = false;
   int qemu_status = 0;
@@ -374,6 +377,7 @@ int run_vm(const VmConfig& c) {
         size_t failures = g.setup_failures().size();
         if (g.feed_line(l) == GuestStream::Line::kEvent) events_log << l << "\n";
         if (g.init_started() && !t_init) t_init = mono_ns();
+        if (g.done() && !t_done) t_done = mono_ns();
         if (g.setup_failures().size() > failures)
           log("guest set-up failed: " + g.setup_failures().back());
       }
@@ -396,6 +400,10 @@ int run_vm(const VmConfig& c) {
       stop_reason = "interrupted";
     } else if (t_panic && now - t_panic > 2'000'000'000) {  // let the panic text arrive
       stop_reason = "panic";
+    } else if (t_done && now - t_done > kDoneGraceNs) {
+      // The guest sent everything and said so, but did not power off (a
+      // kernel without ACPI halts on poweroff instead): its work is done.
+      stop_reason = "done";
     } else if (static_cast<double>(now - last_progress) / 1e9 >
                (g.init_started() ? c.watchdog_s : std::max(c.watchdog_s, kBootGraceS))) {
       stop_reason = "watchdog";
