@@ -80,15 +80,15 @@ MannWhitney mann_whitney_u(const std::vector<double>& a, const std::vector<doubl
   if (!ties && r.n1 + r.n2 <= 20) {
     auto counts = exact_u_counts(r.n1, r.n2);
     double total = std::accumulate(counts.begin(), counts.end(), 0.0);
-    double tail = 0;
-    for (size_t u = 0; u < counts.size() && static_cast<double>(u) <= r.u + 1e-9; ++u)
-      tail += counts[u];
-    r.p = std::min(1.0, 2 * tail / total);
+    auto at_most = [&](double x) {  // P(U <= x) under H0
+      double n = 0;
+      for (size_t u = 0; u < counts.size() && static_cast<double>(u) <= x + 1e-9; ++u)
+        n += counts[u];
+      return n / total;
+    };
+    r.p = std::min(1.0, 2 * at_most(r.u));
     // U1 counts pairs a > b: small U1 means b is larger.
-    double lower = 0;
-    for (size_t u = 0; u < counts.size() && static_cast<double>(u) <= r.u1 + 1e-9; ++u)
-      lower += counts[u];
-    r.p_b_greater = std::min(1.0, lower / total);
+    r.p_b_greater = std::min(1.0, at_most(r.u1));
     r.exact = true;
     return r;
   }

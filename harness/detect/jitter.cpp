@@ -36,17 +36,12 @@ constexpr double kShiftRatio = 2.0;
 constexpr double kShiftP = 0.01;
 constexpr size_t kShiftMinSeconds = 5;
 constexpr double kMedianShiftRatio = 1.1;
-// Allocator waits (kprobe pairs over kprobe_threshold) count as evidence in
-// a phase when there are at least 3 and their rate is 4x the baseline's
-// (any rate when the baseline had none).
-// Allocator waits as kernel evidence. A wait of one I/O's length (10-40 ms
-// on a 20 ms device) is what any mempool user sees now and then: a TCG
-// guest without the fault showed 3 in a 30 s churn phase (and none in
-// baseline), with the fault 55. So: at least 10 waits at 4x the baseline
-// rate (a baseline without any counts as one), or one wait of the
-// mempool's own timeout class (mm/mempool.c io_schedule_timeout(5*HZ):
-// nothing came back to the pool for a second or more) that the baseline
-// never showed.
+// Allocator waits (kprobe pairs over kprobe_threshold) as kernel evidence. A wait of one I/O's
+// length (10-40 ms on a 20 ms device) is what any mempool user sees now and then: a TCG guest
+// without the fault showed 3 in a 30 s churn phase (and none in baseline), with the fault 55. So:
+// at least 10 waits at 4x the baseline rate (a baseline without any counts as one), or one wait of
+// the mempool's own timeout class (mm/mempool.c io_schedule_timeout(5*HZ): nothing came back to the
+// pool for a second or more) that the baseline never showed.
 constexpr int kMinAllocWaits = 10;
 constexpr double kAllocWaitRateRatio = 4.0;
 constexpr double kAllocTimeoutClassMs = 1000;

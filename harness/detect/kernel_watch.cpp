@@ -246,8 +246,7 @@ class DstateDetector final : public engine::RunObserver {
 
   void finish(engine::RunContext& ctx, engine::RunStats& stats, json& summary) override {
     json tasks = json::array();
-    double first = 0;
-    bool any_stuck = false, have_first = false;
+    double first = -1;  // the first stuck task's start; -1: none is stuck
     for (const auto& [pid, t] : tasks_) {
       if (!t.reported) continue;
       // Stuck the way khungtaskd means it (kernel/hung_task.c
@@ -257,11 +256,7 @@ class DstateDetector final : public engine::RunObserver {
       // as netdev_wait_allrefs_any, a jbd2 thread on a slow device — and is
       // listed with its switch count but is not a blocked-task finding.
       bool stuck = !t.switches_known || t.longest_still_ns >= threshold_ns_;
-      any_stuck |= stuck;
-      if (stuck && (!have_first || run_s(ctx, t.first_ns) < first)) {
-        first = run_s(ctx, t.first_ns);
-        have_first = true;
-      }
+      if (stuck && (first < 0 || run_s(ctx, t.first_ns) < first)) first = run_s(ctx, t.first_ns);
       json j = {{"pid", std::stoi(pid)},
                 {"comm", t.comm},
                 {"first_seen_s", run_s(ctx, t.first_ns)},
@@ -278,7 +273,7 @@ class DstateDetector final : public engine::RunObserver {
     }
     if (tasks.empty()) return;
     summary["blocked_tasks"] = tasks;
-    if (!any_stuck) return;
+    if (first < 0) return;  // none stuck: listed, no finding
     // Join hung-task records the kernel printed about the same tasks.
     json hung = json::array();
     for (const auto& s : summary["signatures"])
