@@ -19,7 +19,8 @@ namespace krepro::vm {
 class LineSplitter {
  public:
   // A longer run of bytes without a newline is cut into lines of this size
-  // (the guest's base64 archive lines are 76 bytes, its events < 4 KiB).
+  // (busybox base64 wraps the guest's archive at 76 bytes; an event is one
+  // short JSON line).
   static constexpr size_t kMaxLine = 1u << 20;
   std::vector<std::string> feed(std::string_view bytes);
   // What is left without a newline.

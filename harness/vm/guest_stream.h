@@ -16,8 +16,8 @@ namespace krepro::vm {
 
 class GuestStream {
  public:
-  // The result archive of a smoke run is ~100 KiB; a soak's latency series
-  // a few MiB. Beyond this the archive is dropped (result_overflow()).
+  // Far above any run's archive (summary, events, latency series, gzipped);
+  // beyond this the archive is dropped (result_overflow()).
   static constexpr size_t kMaxResultBase64 = 256u << 20;
   static constexpr size_t kMaxSetupFailures = 64;
   static constexpr size_t kMaxModules = 64;
